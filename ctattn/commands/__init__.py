@@ -1,0 +1,1 @@
+"""Sub-commands of the ``ctattn`` command line (see :mod:`ctattn.cli`)."""
