@@ -113,7 +113,8 @@ def write_run(run, out_dir: str, *, plots: bool = False, command: str = "run") -
             write_run_figures(run, tmp)
 
 
-def print_summary(summary: dict, stream=sys.stdout) -> None:
+def print_summary(summary: dict, stream=None) -> None:
+    stream = stream or sys.stdout
     keys = ["backend", "variant", "layout", "phi", "causal", "cross", "n_heads", "n_tokens", "d_model",
             "rel_error", "max_abs_error", "shot_noise_bound", "n_neurons", "n_synapses", "wall_s"]
     width = max(len(k) for k in keys)
