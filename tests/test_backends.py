@@ -98,3 +98,18 @@ def test_backend_options_are_checked():
         get_backend("rate").run(circuit, tokens, tau_ms=-1)
     with pytest.raises(InputError, match="backend"):
         get_backend("quantum")
+
+
+def test_rate_normalized_relu_row_with_no_match_is_exact():
+    """A query whose relu features match no key has Z_i = 0 and attends to nothing (0/0 := 0).
+
+    Seed 0 of the standard problem has such a row (checked below, so the test cannot pass
+    vacuously); the token-boundary reset keeps it exactly zero in the rate dynamics.
+    """
+    W = random_weights(0, 4, 16, 4, 4)
+    T = random_tokens(0, 8, 16)
+    spec = AttentionSpec(variant="normalized", phi="relu", causal=True)
+    trace = multihead_attention(T.X, **W.arrays(), trace=True, **spec.reference_kwargs(W))
+    assert np.any(trace.S.sum(-1) == 0)
+    Y = get_backend("rate").run(circuit_for(W, T, spec), T).Y
+    assert relative_error(Y, trace.Y) < 1e-6

@@ -7,7 +7,9 @@ Every cell relaxes to its steady-state law (:mod:`models.neurons`)::
     dM/dt     = gate(t) f(I_basal + b_b) g(I_apical + b_a) / T_write   (L2/3 memory cells)
 
 with the synaptic inputs ``I = sum_pre w r_pre`` recomputed every step (Brian2 summed
-variables). Tokens are presented one window at a time (:mod:`circuits.timing`); the block
+variables). Every cell except the memory starts each window from rest (a token boundary
+reset), so a window's output depends on its own token only: the causal structure comes from
+the schedule, never from leftover activity. Tokens are presented one window at a time (:mod:`circuits.timing`); the block
 output is the higher-order relay's ``ON - OFF`` rate at the end of each query window, after
 ``settle = 30 tau``, where it equals the ideal backend's to ~1e-8 relative.
 
@@ -117,6 +119,14 @@ def _simulate(circuit: Circuit, tokens: Tokens, timing: Timing, trace_dt_ms):
         group.active = plan.per_unit(lambda p: np.full(p.size, 0.0 if p.silenced else 1.0))
         neuron_groups.append(group)
         objects.append(group)
+        if plan.members[0].model.kind != "memory":
+            # Token boundary: every cell but the memory starts the window from rest. Settling
+            # from exactly zero keeps a window whose scores are all exactly zero (relu) at
+            # exactly zero, where a decaying remnant of the last token would leave 0/0 in the
+            # divisive normalisation. Runs after the window-end monitor (order 1 > 0).
+            reset = group.run_regularly("r = 0", dt=window * b2.second, when="start", order=1,
+                                        name=f"reset_g{index}")
+            objects.append(reset)
     for (gi, gj, target), (i, j, w) in synapses.items():
         syn = b2.Synapses(neuron_groups[gi], neuron_groups[gj],
                           model=f"w : 1 (constant)\nI_{target}_from_{gi}_post = w * r_pre : 1 (summed)",
