@@ -20,6 +20,7 @@ __all__ = ["main", "build_parser"]
 COMMAND_MODULES = (
     "ctattn.commands.run",
     "ctattn.commands.demo",
+    "ctattn.commands.describe",
     "ctattn.commands.learning",
     "ctattn.commands.views",
 )

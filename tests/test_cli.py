@@ -112,3 +112,10 @@ def test_human_readable_output(capsys):
     assert main(["run", "--tokens", "3", "--heads", "1"]) == 0
     out = capsys.readouterr().out
     assert "rel_error" in out and "ideal" in out
+
+
+def test_describe_lists_anatomy(capsys):
+    assert main(["describe", "--heads", "2", "--tokens", "3", "--variant", "softmax"]) == 0
+    out = capsys.readouterr().out
+    for needle in ("A1.L23", "superficial (L2/3)", "higher-order thalamic relay", "W_O[1]", "corticothalamic"):
+        assert needle in out
