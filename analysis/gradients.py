@@ -142,7 +142,9 @@ def backward(
         "dW_V": -np.einsum("hmv,md->hvd", dV, X_kv),
         "dW_O": -np.einsum("nd,hnv->hdv", E, U),
     }
-    bias_grads = {"b_Q": -dQ.sum(axis=1), "b_K": -dK.sum(axis=1), "b_V": -dV.sum(axis=1), "b_O": -E.sum(axis=0)}
+    bias_grads = {
+        "b_Q": -dQ.sum(axis=1), "b_K": -dK.sum(axis=1), "b_V": -dV.sum(axis=1), "b_O": -E.sum(axis=0),
+    }
     for name in biases:
         grads["d" + name] = bias_grads[name]
     return Gradients(loss=squared_error(Y, T), grads=grads, error=E, trace=trace)
@@ -175,7 +177,8 @@ def attention_gradients(
     arrays = dict(b_Q=b_Q, b_K=b_K, b_V=b_V, b_O=b_O)
     present = tuple(k for k, v in arrays.items() if v is not None)
     trace = multihead_attention(
-        X, W_Q, W_K, W_V, W_O, **arrays, variant=variant, phi=phi, beta=beta, causal=causal, X_kv=X_kv, trace=True
+        X, W_Q, W_K, W_V, W_O, **arrays,
+        variant=variant, phi=phi, beta=beta, causal=causal, X_kv=X_kv, trace=True,
     )
     T = np.asarray(T, dtype=float)
     if T.shape != trace.Y.shape:

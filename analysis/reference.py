@@ -98,8 +98,9 @@ def attention_weights(
     if variant == "linear":
         return S, S
     # A query that matches no key (Z_i = 0, possible with relu) attends to nothing: 0/0 := 0.
+    # (Z_i < 0 only arises with the signed maths-only maps, identity and sin: plain s / Z.)
     Z = S.sum(axis=-1, keepdims=True)
-    return S, np.divide(S, Z, out=np.zeros_like(S), where=Z > 0)
+    return S, np.divide(S, Z, out=np.zeros_like(S), where=Z != 0)
 
 
 def multihead_attention(

@@ -22,6 +22,7 @@ units ``[0, n)`` are ON, ``[n, 2n)`` OFF, value = ON - OFF), as in MODEL.md sect
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
+from functools import cached_property
 
 import numpy as np
 
@@ -208,9 +209,9 @@ class Circuit:
         """Number of rate units (cells) in the circuit."""
         return sum(p.size for p in self.populations)
 
-    @property
+    @cached_property
     def n_synapses(self) -> int:
-        """Number of non-zero rate-level connections."""
+        """Number of non-zero rate-level connections (computed once: the circuit is immutable)."""
         total = 0
         for proj in self.projections:
             if not proj.cut:

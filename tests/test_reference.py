@@ -53,7 +53,7 @@ def _naive(X, X_kv, W, variant, phi, beta, causal):
                 a = np.exp(scores - scores.max())
                 a = a / a.sum()
             elif variant == "normalized":
-                a = scores / scores.sum() if scores.sum() > 0 else np.zeros_like(scores)
+                a = scores / scores.sum() if scores.sum() != 0 else np.zeros_like(scores)
             else:
                 a = scores
             u = sum(aj * vj for aj, vj in zip(a, values))
