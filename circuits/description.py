@@ -13,7 +13,7 @@ simulator). Backends (:mod:`circuits.backends`) turn it into something that runs
   ``(n_post_units, n_pre_units)``, or ``(n_columns, n_post_units, n_pre_units)`` when it
   differs between columns. Its ``symbol`` names the paper's matrix (``W_Q[h]`` ...), its
   ``kind`` the anatomy (``core``: topographic thalamo-cortical; ``matrix``: diffuse, to all
-  columns of an area; ``intracolumnar``; ``corticothalamic``; ``local``).
+  columns of an area; ``intracolumnar``; ``corticothalamic``; ``corticocortical``; ``local``).
 
 Signed quantities are carried by ON/OFF halves of a population (``signed_dims`` = ``n``:
 units ``[0, n)`` are ON, ``[n, 2n)`` OFF, value = ON - OFF), as in MODEL.md section 2.
@@ -32,7 +32,7 @@ __all__ = ["Population", "Projection", "Circuit", "COLUMN_MAPS", "TARGETS", "PRO
 
 COLUMN_MAPS = ("same", "broadcast", "converge")
 TARGETS = ("basal", "apical", "shunt")
-PROJECTION_KINDS = ("core", "matrix", "intracolumnar", "corticothalamic", "local")
+PROJECTION_KINDS = ("core", "matrix", "intracolumnar", "corticothalamic", "corticocortical", "local")
 
 
 @dataclass(frozen=True, eq=False)

@@ -49,7 +49,7 @@ def _main(args) -> int:
             if args.skip_spiking:
                 continue
         cfg = RunConfig(validate_config({**overrides, "seed": args.seed}))
-        run = execute(cfg, progress=sys.stderr.isatty())
+        run = execute(cfg, progress=sys.stderr.isatty(), record=True)
         s = run.summary()
         print(f"{name:<22} {s['backend']:<8} {s['layout']:<7} {s['rel_error']:>10.2e} {s['max_abs_error']:>10.2e} "
               f"{s['n_neurons']:>8} {s['wall_s']:>7.2f}", flush=True)

@@ -81,12 +81,24 @@ def config_from_args(args) -> RunConfig:
     return RunConfig(values)
 
 
-def execute(cfg: RunConfig, *, progress: bool | None = None):
-    """Build the problem from ``cfg`` and simulate it (returns an :class:`~ctattn.api.Run`)."""
+# Interval at which time courses are recorded for figures (recording never changes the numbers).
+FIGURE_TRACE_DT_MS = 5.0
+
+
+def execute(cfg: RunConfig, *, progress: bool | None = None, record: bool = False):
+    """Build the problem from ``cfg`` and simulate it (returns an :class:`~ctattn.api.Run`).
+
+    ``record=True`` also records what the figures need: rate traces (rate and spiking
+    backends) and every population's spikes (spiking backend).
+    """
     from ctattn.api import problem_from_config, simulate
 
     weights, tokens = problem_from_config(cfg.values)
     options = cfg.backend_options()
+    if record and cfg["backend"] in ("rate", "spiking"):
+        options["trace_dt_ms"] = FIGURE_TRACE_DT_MS
+    if record and cfg["backend"] == "spiking":
+        options["record_spikes"] = True
     if cfg["backend"] == "spiking" and progress is not None:
         options["progress"] = progress
     elif cfg["backend"] != "spiking":
@@ -130,7 +142,7 @@ def _main(args) -> int:
     if args.plots and not args.out:
         raise InputError("--plots: needs --out DIR to write the figures into")
     cfg = config_from_args(args)
-    run = execute(cfg, progress=not args.json or sys.stderr.isatty())
+    run = execute(cfg, progress=not args.json or sys.stderr.isatty(), record=args.plots)
     summary = run.summary()
     if args.out:
         write_run(run, args.out, plots=args.plots)
