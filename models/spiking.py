@@ -1,0 +1,112 @@
+r"""Escape-noise two-compartment neurons: the spiking version of every cell law of the circuit.
+
+A spiking cell of the circuit is a leaky integrate-and-fire neuron with *escape noise*
+(Gerstner & Kistler 2002, ch. 5; the two-compartment neuron of Urbanczik & Senn 2014): its
+compartments integrate their synaptic currents leakily, and it emits spikes as an
+inhomogeneous Poisson process whose instantaneous rate is a known function of the
+compartment potentials, namely the cell's steady-state law of :mod:`models.neurons`::
+
+    tau_syn ds_x/dt = -s_x + tau_syn sum_k w_k / (n rho_k) sum_spikes delta(t - t_k)  (synapses)
+    tau_m  dI_x/dt  = -I_x + s_x                        (compartment x = basal, apical, shunt)
+    lambda(t) = rho * f(I_b + b_b) * g(I_a + b_a) [/ I_s]       (escape rate, spikes / s)
+
+* ``s_x`` is the synaptic current onto compartment ``x``: exponential synapses (time constant
+  ``tau_syn``) from every presynaptic population, each spike of a presynaptic population of
+  ``n`` neurons with rate scale ``rho`` weighted by ``w / (n rho)`` so that the mean current
+  equals the rate-level input ``sum_pre w r_pre`` of the circuit description.
+* ``I_x`` is the (dimensionless) depolarisation of compartment ``x``, a leaky integrator of
+  its current with the membrane time constant ``tau_m``.
+* ``lambda`` is the escape rate (hazard). ``rho`` (Hz) is the population's rate scale: a unit
+  rate of the description is ``rho`` spikes per second per neuron. In discrete time a cell
+  spikes in a step ``dt`` with probability ``lambda dt`` (so its mean rate is ``lambda``
+  exactly while ``lambda dt <= 1``; above, the rate is clipped and the backend says so).
+
+**Biophysical reading of the two-compartment pyramidal cell.** The *basal* compartment
+collects the driving (core, topographic) input near the soma; ``f`` is the somatic f-I
+curve. The *apical* tuft in L1 collects modulatory (matrix, diffuse thalamic and
+intracolumnar) input; its depolarisation does not drive the cell on its own but multiplies
+the gain of the somatic response (``g``), as dendritic calcium plateaus do when they turn
+back-propagating activity into bursts (Larkum, Zhu & Sakmann 1999; Larkum, Senn & Luscher
+2004, "top-down dendritic input increases the gain of layer 5 pyramidal neurons"). The
+*shunt* site is perisomatic shunting inhibition, which divides the rate (Chance, Abbott &
+Reyes 2002). Spikes are emitted with the rate ``lambda`` and no reset: as in Urbanczik &
+Senn's model, the somatic potential is driven by the dendrites and the spike train is a
+sample of ``lambda`` (escape noise), so the neuron's transfer is the cell law *exactly*. A
+threshold LIF neuron with reset would need its transfer calibrated or inverted (its
+``gain * drive`` curve departs from the product by a few percent, and that bias compounds
+over the circuit's stages); here nothing is calibrated.
+
+**Relay cells** (first-order thalamus) fire at ``rho [stimulus]_+``: by default as perfect
+integrate-and-fire neurons (``dv/dt = lambda``, a spike and ``v -= 1`` at ``v = 1``: tonic,
+regular firing whose count in a window is exact to one spike), or as Poisson neurons.
+**Memory cells** (L2/3 of the key-value layout) integrate their law while the write gate is
+open, ``dM/dt = gate(t) f(I_b + b_b) g(I_a + b_a) / T_write`` (**[choice]**: ``I_b, I_a``
+are the filtered presynaptic spike trains, so ``M`` integrates the coincident value and key
+spikes, i.e. a spike count, during the write phase) and then fire persistently at
+``rho M``.
+
+Everything here is a string of Brian2 equations; the backend
+(:mod:`circuits.backends.spiking`) builds the network.
+"""
+
+from __future__ import annotations
+
+from models.neurons import CellModel
+
+__all__ = ["SITES", "unit_equations", "trace_jump"]
+
+SITES = ("basal", "apical", "shunt")
+
+
+def unit_equations(model: CellModel, synaptic_inputs: dict[str, list[str]]) -> str:
+    """Brian2 equations of the shared state of a population unit (one rate unit's ``n`` cells).
+
+    ``synaptic_inputs[site]`` lists the names of the summed synaptic currents arriving at
+    ``site``. Defines ``lam`` (the escape rate, Hz) and ``a`` (the population's own filtered
+    spike train, whose mean is the unit's rate; the presynaptic side of every projection).
+    Expects ``tau_syn``, ``tau_m``, ``T_write``, ``write_gate``, ``stimulus_table`` and
+    ``window_index`` in the namespace (and ``measuring`` for the backend's rate update).
+    """
+    lines = [
+        "rho : Hz (constant)",
+        "active : 1 (constant)",
+        "jump : 1 (constant)",
+        "b_basal : 1 (constant)",
+        "b_apical : 1 (constant)",
+        "count : 1",
+        "rate : Hz  # lam, stored once per step for the unit's neurons",
+        "saturated : 1  # measured steps with lam * dt > 1 (one spike per step at most: clipped)",
+        "da/dt = -a / tau_syn : 1",
+    ]
+    if model.kind == "relay":
+        lines.append("lam = active * rho * clip(stimulus_table(window_index(t) * second, i), 0, inf) : Hz")
+        return "\n".join(lines)
+    for site in SITES:
+        names = synaptic_inputs.get(site, [])
+        lines += [f"{name} : 1" for name in names]
+        if site in model.compartments:
+            lines.append(f"s_{site} = {' + '.join(names) if names else '0'} : 1")
+            lines.append(f"dI_{site}/dt = (s_{site} - I_{site}) / tau_m : 1")
+        else:
+            lines.append(f"I_{site} = 0 : 1")
+    law = model.rate_expression()
+    if model.integrator:
+        lines.append(f"dM/dt = active * write_gate(t) * clip({law}, 0, inf) / T_write : 1")
+        lines.append("lam = active * rho * clip(M, 0, inf) : Hz")
+    else:
+        lines.append(f"lam = active * rho * clip({law}, 0, inf) : Hz")
+    return "\n".join(lines)
+
+
+def trace_jump(n_neurons: int, rho_hz, dt_s: float, tau_syn_s: float):
+    """Increment of ``a`` per spike so that ``a``, as read each step, has mean ``r``.
+
+    ``a`` decays by ``exp(-dt/tau_syn)`` per step and a unit firing ``n rho r dt`` spikes per
+    step adds ``jump`` per spike; read just after the spikes of the previous step are added,
+    its stationary mean is ``jump n rho r dt / (1 - exp(-dt/tau_syn))``. The continuous-time
+    ``1/(n rho tau_syn)`` would overestimate by ``dt / (2 tau_syn)`` (1.7 % at dt = 0.1 ms,
+    tau_syn = 3 ms), so the exact discrete factor is used.
+    """
+    import numpy as np
+
+    return (1.0 - np.exp(-dt_s / tau_syn_s)) / (n_neurons * np.asarray(rho_hz, float) * dt_s)
