@@ -16,6 +16,10 @@ must decay below ``Z_i >= exp(beta max_j s_ij)``, so the settle time is set to
 ``tau (30 + beta max |s|)`` for each ``beta`` (``s`` the raw scores ``q.k``).
 
     .venv/bin/python scripts/beta_sweep.py [--backend rate] [--out figures/beta_entropy.png]
+    .venv/bin/python scripts/beta_sweep.py --backend spiking --neurons-per-unit 80 --out beta_spiking.png
+
+With ``--backend spiking`` the weights are decoded from spike counts of the gain cells and
+pools (Cython target), so the circuit's points scatter around the curve by counting noise.
 """
 
 from __future__ import annotations
@@ -109,9 +113,16 @@ def main(argv=None) -> int:
     ap.add_argument("--backend", choices=["ideal", "rate", "spiking"], default="rate")
     ap.add_argument("--out", default=str(ROOT / "figures" / "beta_entropy.png"))
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--neurons-per-unit", type=int, default=None,
+                    help="spiking only (default: the backend's)")
     args = ap.parse_args(argv)
+    options = {}
+    if args.backend == "spiking":
+        options = dict(target="cython", seed=args.seed)
+        if args.neurons_per_unit:
+            options["neurons_per_unit"] = args.neurons_per_unit
     betas = sorted(set(BETAS) | set(MAP_BETAS))
-    results = {causal: sweep(args.backend, betas, causal=causal, seed=args.seed)
+    results = {causal: sweep(args.backend, betas, causal=causal, seed=args.seed, **options)
                for causal in (False, True)}
     print(f"| causal | beta | entropy, circuit ({args.backend}) | entropy, reference | rel. error of Y |")
     print("|---|---|---|---|---|")
