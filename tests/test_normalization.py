@@ -93,7 +93,8 @@ def test_circuit_divides_by_shunting_inhibition():
         assert pool.shape == (1, 1) and pool.layer == "pool" and pool.model.kind == "pool"
         assert gain.shape == (N, 1) and L5.model.divisive and not gain.model.divisive
         into_pool = c.inputs_to(pool.name)
-        assert [(p.pre, p.target, p.columns, p.kind) for p in into_pool] == [(gain.name, "basal", "converge", "local")]
+        wiring = [(p.pre, p.target, p.columns, p.kind) for p in into_pool]
+        assert wiring == [(gain.name, "basal", "converge", "local")]
         shunts = c.inputs_to(L5.name, "shunt")
         assert [(p.pre, p.columns, p.kind) for p in shunts] == [(pool.name, "broadcast", "local")]
         assert {p.pre for p in c.inputs_to(L5.name, "shunt")} == {pool.name}  # nothing else divides
@@ -156,8 +157,9 @@ def test_cli_weights_file_with_biases(tmp_path, capsys):
     assert W.has_biases
     W.save(tmp_path / "W.npz")
     T.save(tmp_path / "X.npz")
-    s = _run_json(capsys, "--backend", "rate", "--variant", "normalized", "--causal", "--weights",
-                  str(tmp_path / "W.npz"), "--inputs", str(tmp_path / "X.npz"), "--out", str(tmp_path / "out"))
+    s = _run_json(capsys, "--backend", "rate", "--variant", "normalized", "--causal",
+                  "--weights", str(tmp_path / "W.npz"), "--inputs", str(tmp_path / "X.npz"),
+                  "--out", str(tmp_path / "out"))
     assert s["variant"] == "normalized" and s["cross"] and s["causal"] and s["beta"] is None
     assert s["rel_error"] < 1e-6
     loaded = AttentionWeights.load(tmp_path / "W.npz")

@@ -84,7 +84,8 @@ def test_signed_score_products_are_carried_by_on_off_cells():
         q, k = ref.Q[h][:, None, :], ref.K[h][None, :, :]
         expected = [pos(q) * pos(k), neg(q) * neg(k), pos(q) * neg(k), neg(q) * pos(k)]
         for group, want in enumerate(expected):
-            np.testing.assert_allclose(L23[..., group * D_K : (group + 1) * D_K], want, rtol=1e-12, atol=1e-14)
+            cells = L23[..., group * D_K : (group + 1) * D_K]
+            np.testing.assert_allclose(cells, want, rtol=1e-12, atol=1e-14)
     # the decoded raw score is signed, and beta times it is the reference score
     scores = decode_scores(run.circuit, run.result.window_rates)
     assert scores.min() < 0 < scores.max()
@@ -105,7 +106,8 @@ def test_apical_gain_is_exponential_with_neuromodulatory_slope(beta):
     for h in range(H):
         gains = run.result.window_rates[f"A{h}.L5g"][..., 0]
         np.testing.assert_allclose(gains, np.where(visible, np.exp(ref.S[h]), 0.0), rtol=1e-12)
-        np.testing.assert_allclose(run.result.window_rates[f"A{h}.pool"][:, 0, 0], gains.sum(axis=1), rtol=1e-12)
+        pool = run.result.window_rates[f"A{h}.pool"][:, 0, 0]
+        np.testing.assert_allclose(pool, gains.sum(axis=1), rtol=1e-12)
 
 
 def test_beta_zero_gives_uniform_attention_causal():
@@ -198,7 +200,8 @@ def test_entropy_falls_with_beta_as_the_reference_predicts():
         run = simulate(W, T, backend="rate", variant="softmax", beta=float(beta))
         A = _attention(run)
         circuit_entropy.append(mean_entropy(A))
-        np.testing.assert_allclose(attention_entropy(A), attention_entropy(_reference(W, T, beta).A), atol=1e-5)
+        expected_rows = attention_entropy(_reference(W, T, beta).A)
+        np.testing.assert_allclose(attention_entropy(A), expected_rows, atol=1e-5)
         scores = decode_scores(run.circuit, run.result.window_rates)
     circuit_entropy = np.array(circuit_entropy)
     expected = softmax_entropy_curve(_reference(W, T, 1.0).S, betas, causal=False)
@@ -223,7 +226,8 @@ def test_cli_beta_from_weights_file_and_flag(tmp_path, capsys):
     W, T = _problem(20, cross=False)
     W.replace(beta=1.7).save(tmp_path / "W.npz")
     T.save(tmp_path / "X.npz")
-    files = ["--weights", str(tmp_path / "W.npz"), "--inputs", str(tmp_path / "X.npz"), "--variant", "softmax"]
+    files = ["--weights", str(tmp_path / "W.npz"), "--inputs", str(tmp_path / "X.npz"),
+             "--variant", "softmax"]
     assert AttentionWeights.load(tmp_path / "W.npz").beta == 1.7
     s = _run_json(capsys, *files, "--backend", "rate", "--causal", "--out", str(tmp_path / "file"))
     assert s["beta"] == 1.7 and s["rel_error"] < 1e-6
@@ -233,7 +237,8 @@ def test_cli_beta_from_weights_file_and_flag(tmp_path, capsys):
         np.testing.assert_allclose(a["Y"], _reference(W, T, 1.7, causal=True).Y, rtol=0, atol=1e-6)
         np.testing.assert_allclose(b["Y"], _reference(W, T, 0.3, causal=True).Y, rtol=0, atol=1e-12)
         assert relative_error(a["Y"], b["Y"]) > 0.01  # beta changes what the circuit computes
-    s = _run_json(capsys, "--variant", "softmax", "--d-k", "3", "--heads", "2", "--tokens", "5", "--d-model", "6")
+    s = _run_json(capsys, "--variant", "softmax", "--d-k", "3", "--heads", "2", "--tokens", "5",
+                  "--d-model", "6")
     assert s["beta"] == pytest.approx(1 / np.sqrt(3), rel=1e-15) and s["rel_error"] < 1e-12
 
 
