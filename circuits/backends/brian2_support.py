@@ -9,7 +9,6 @@ each population's cells sit inside its merged group, so results are reported per
 from __future__ import annotations
 
 import contextlib
-import os
 import tempfile
 from dataclasses import dataclass, field
 
@@ -103,8 +102,3 @@ def plan_synapses(circuit: Circuit, groups: list[GroupPlan]):
         entry[1].append(j + gpost.offsets[post.name])
         entry[2].append(w)
     return {k: tuple(np.concatenate(parts) for parts in v) for k, v in merged.items()}
-
-
-def cache_dir() -> str:
-    """Where compiled Cython code is kept between runs (Brian2's default cache)."""
-    return os.path.expanduser("~/.cython/brian_extensions")
