@@ -13,15 +13,14 @@ and, for softmax with gap ``g_i = s_i(1) - s_i(2)`` between the largest two visi
 
 The entropy ``H_i(beta) = log Z_i - beta E_a[s]`` of a softmax row has ``dH_i/dbeta = -beta
 Var_a(s) <= 0``: it falls monotonically from ``log n_i`` (uniform) to 0 (argmax, no ties).
-Nothing here reads a circuit; compare these with what :mod:`analysis.decoding` reads from one.
+Nothing here reads a circuit; compare these with what :mod:`ctattn.analysis.decoding` reads from one.
 """
 
 from __future__ import annotations
 
 import numpy as np
-
-from analysis.metrics import attention_entropy
-from analysis.reference import causal_mask
+from ctattn.analysis.metrics import attention_entropy
+from ctattn.analysis.reference import causal_mask
 
 __all__ = [
     "visible_mask",

@@ -1,6 +1,6 @@
 r"""Decoding what the circuit computes from its own populations' rates.
 
-Works on any backend's :class:`~circuits.backends.result.SimulationResult`
+Works on any backend's :class:`~ctattn.circuits.backends.result.SimulationResult`
 (``window_rates``: the rates at the end of each window for ideal/rate, the window's mean
 rates for spiking), never on the reference.
 
@@ -19,8 +19,7 @@ no attention map; its head outputs decode the same way.
 from __future__ import annotations
 
 import numpy as np
-
-from circuits.description import Circuit
+from ctattn.circuits.description import Circuit
 
 __all__ = ["query_windows", "decode_scores", "decode_attention", "decode_head_outputs", "decode_output"]
 

@@ -5,7 +5,7 @@ Loss and error (``t_i`` the target of query ``i``, ``y_i`` the block output)::
     E = 1/2 sum_i ||t_i - y_i||^2          e_i = t_i - y_i          delta_i^h = W_O[h]^T e_i
 
 Per head ``h`` (head index dropped; ``x_i`` queries, ``x_j`` keys/values, ``a_ij``, ``u_i``,
-``q_i``, ``k_j``, ``v_j`` as in :mod:`analysis.reference`)::
+``q_i``, ``k_j``, ``v_j`` as in :mod:`ctattn.analysis.reference`)::
 
     dE/dW_O = - sum_i e_i u_i^T                         dE/db_O = - sum_i e_i
     dE/dW_V = - sum_ij a_ij delta_i x_j^T               dE/db_V = - sum_ij a_ij delta_i
@@ -28,7 +28,7 @@ nothing (the reference's ``0/0 := 0``): its weights are locally constant, so its
 
 This is the authors' gradient-check script generalised to every variant, causal masking,
 cross-attention and biases; :func:`finite_difference_gradients` is the independent check.
-Pure maths: it knows nothing of circuits (the learning rules of :mod:`analysis.plasticity`
+Pure maths: it knows nothing of circuits (the learning rules of :mod:`ctattn.analysis.plasticity`
 read the same quantities from a circuit's populations instead).
 """
 
@@ -37,9 +37,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from ctattn.analysis.reference import AttentionTrace, causal_mask, multihead_attention
 
-from analysis.feature_maps import get_feature_map
-from analysis.reference import AttentionTrace, causal_mask, multihead_attention
+from ctattn.core.feature_maps import get_feature_map
 
 __all__ = [
     "PARAMETERS",
@@ -143,7 +143,10 @@ def backward(
         "dW_O": -np.einsum("nd,hnv->hdv", E, U),
     }
     bias_grads = {
-        "b_Q": -dQ.sum(axis=1), "b_K": -dK.sum(axis=1), "b_V": -dV.sum(axis=1), "b_O": -E.sum(axis=0),
+        "b_Q": -dQ.sum(axis=1),
+        "b_K": -dK.sum(axis=1),
+        "b_V": -dV.sum(axis=1),
+        "b_O": -E.sum(axis=0),
     }
     for name in biases:
         grads["d" + name] = bias_grads[name]
@@ -171,14 +174,24 @@ def attention_gradients(
 ) -> Gradients:
     """Forward pass of the reference and :func:`backward`: ``E`` and ``dE/dP`` for every ``P``.
 
-    Arguments as :func:`analysis.reference.multihead_attention`, plus targets ``T (N, D)``;
+    Arguments as :func:`ctattn.analysis.reference.multihead_attention`, plus targets ``T (N, D)``;
     gradients of the biases are returned for the biases given. ``Y`` as in :func:`backward`.
     """
     arrays = dict(b_Q=b_Q, b_K=b_K, b_V=b_V, b_O=b_O)
     present = tuple(k for k, v in arrays.items() if v is not None)
     trace = multihead_attention(
-        X, W_Q, W_K, W_V, W_O, **arrays,
-        variant=variant, phi=phi, beta=beta, causal=causal, X_kv=X_kv, trace=True,
+        X,
+        W_Q,
+        W_K,
+        W_V,
+        W_O,
+        **arrays,
+        variant=variant,
+        phi=phi,
+        beta=beta,
+        causal=causal,
+        X_kv=X_kv,
+        trace=True,
     )
     T = np.asarray(T, dtype=float)
     if T.shape != trace.Y.shape:
@@ -208,7 +221,7 @@ def finite_difference_gradients(
         grad = np.zeros_like(work[name])
         flat, gflat = work[name].reshape(-1), grad.reshape(-1)
 
-        def shifted(n, offset):
+        def shifted(n, offset, flat=flat, work=work):  # bound now: the closure is used in this pass only
             orig = flat[n]
             flat[n] = orig + offset
             value = loss_of(work)

@@ -2,19 +2,19 @@ r"""A circuit that learns: tasks, optimisers and the training loop (MODEL.md sec
 
 The loss of a task is the mean over its sequences of ``E = 1/2 sum_i ||t_i - y_i||^2``, where
 ``y_i`` is the block output of the circuit itself: the circuit is built from the current
-weights (:func:`circuits.build.circuit_for`) and run by a backend (``ideal`` for training;
+weights (:func:`ctattn.circuits.build.circuit_for`) and run by a backend (``ideal`` for training;
 any backend, e.g. ``rate``, for checking the learned weights).
 
 Two learning rules:
 
-* ``exact``: per step, the exact gradient (:mod:`analysis.gradients`) of the task loss, the
+* ``exact``: per step, the exact gradient (:mod:`ctattn.analysis.gradients`) of the task loss, the
   error taken from the circuit's own output, averaged over the sequences; one optimiser step.
 * ``local``: per step, one pass over the sequences; the circuit is stepped one query window
   at a time and after each window every synapse changes by its local update
-  (:mod:`analysis.plasticity`), online, token by token. The exact gradient is computed only
+  (:mod:`ctattn.analysis.plasticity`), online, token by token. The exact gradient is computed only
   to *measure* the rule (cosine of the pass's summed updates to it); it never enters an update.
 
-Tasks (all randomness from named streams of one master seed, :mod:`ctattn.seeding`):
+Tasks (all randomness from named streams of one master seed, :mod:`ctattn.core.seeding`):
 
 * ``teacher``: ``n_sequences`` random token sequences (stream ``tokens``); targets are the
   outputs of a fixed random teacher block of the same shape (weights from stream
@@ -35,14 +35,23 @@ import time
 from dataclasses import dataclass, field, replace
 
 import numpy as np
+from ctattn.analysis.figures.learning import plot_learning_curves
+from ctattn.analysis.gradients import PARAMETERS, attention_gradients, flatten, squared_error
+from ctattn.analysis.optimizers import OPTIMIZERS, SGD, Adam, make_optimizer
+from ctattn.analysis.plasticity import FEEDBACK, Feedback, local_gradients
+from ctattn.analysis.reference import multihead_attention
+from ctattn.circuits.backends import get_backend
+from ctattn.circuits.build import circuit_for
 
-from analysis.gradients import PARAMETERS, attention_gradients, flatten, squared_error
-from analysis.plasticity import FEEDBACK, Feedback, local_gradients
-from analysis.reference import multihead_attention
-from circuits.backends import get_backend
-from circuits.build import circuit_for
-from ctattn.problem import AttentionSpec, AttentionWeights, InputError, Tokens, random_tokens, random_weights
-from ctattn.seeding import rng_for, seed_for
+from ctattn.core.problem import (
+    AttentionSpec,
+    AttentionWeights,
+    InputError,
+    Tokens,
+    random_tokens,
+    random_weights,
+)
+from ctattn.core.seeding import rng_for, seed_for
 
 __all__ = [
     "TASKS",
@@ -63,23 +72,40 @@ __all__ = [
     "TrainingResult",
     "train",
     "backend_check",
+    "plot_learning_curves",
     "DEFAULTS",
 ]
 
 TASKS = ("teacher", "next-token")
 RULES = ("exact", "local")
-OPTIMIZERS = ("adam", "sgd")
 
 # Defaults of `ctattn train` (the acceptance problem: linear, 2 heads, 6 tokens, d_model 8).
 DEFAULTS = dict(
-    task="teacher", rule="exact", steps=400, seed=0, n_heads=2, n_tokens=6, d_model=8, d_k=4, d_v=4,
-    variant="linear", phi="relu", causal=False, n_sequences=4, n_symbols=5,
-    optimizer="adam", lr=None, feedback="symmetric",
+    task="teacher",
+    rule="exact",
+    steps=400,
+    seed=0,
+    n_heads=2,
+    n_tokens=6,
+    d_model=8,
+    d_k=4,
+    d_v=4,
+    variant="linear",
+    phi="relu",
+    causal=False,
+    n_sequences=4,
+    n_symbols=5,
+    optimizer="adam",
+    lr=None,
+    feedback="symmetric",
 )
 # Learning rates per (rule, optimizer): the local rule takes one step per token, the exact rule
 # one per pass, so the local rule's steps are smaller.
 LEARNING_RATES = {
-    ("exact", "adam"): 5e-2, ("local", "adam"): 1e-3, ("exact", "sgd"): 1e-3, ("local", "sgd"): 1e-3,
+    ("exact", "adam"): 5e-2,
+    ("local", "adam"): 1e-3,
+    ("exact", "sgd"): 1e-3,
+    ("local", "sgd"): 1e-3,
 }
 
 
@@ -128,10 +154,24 @@ def teacher_task(
         kwargs = spec.reference_kwargs(teacher)
         Y = multihead_attention(tokens.X, **teacher.arrays(), **kwargs, X_kv=tokens.X_kv)
         targets.append(Y)
-    config = dict(task="teacher", seed=seed, n_heads=n_heads, n_tokens=n_tokens, d_model=d_model, d_k=d_k,
-                  d_v=d_v, n_sequences=n_sequences, variant=variant, phi=phi, causal=causal, n_kv=n_kv)
-    description = (f"{n_sequences} random sequences of {n_tokens} tokens in R^{d_model}; targets from a "
-                   f"fixed random teacher block of the same shape ({variant}, phi={phi}, causal={causal})")
+    config = dict(
+        task="teacher",
+        seed=seed,
+        n_heads=n_heads,
+        n_tokens=n_tokens,
+        d_model=d_model,
+        d_k=d_k,
+        d_v=d_v,
+        n_sequences=n_sequences,
+        variant=variant,
+        phi=phi,
+        causal=causal,
+        n_kv=n_kv,
+    )
+    description = (
+        f"{n_sequences} random sequences of {n_tokens} tokens in R^{d_model}; targets from a "
+        f"fixed random teacher block of the same shape ({variant}, phi={phi}, causal={causal})"
+    )
     return Task("teacher", tuple(sequences), tuple(targets), spec, description, config, teacher)
 
 
@@ -156,11 +196,21 @@ def next_token_task(
         sequences.append(Tokens(X=embed[symbols[:-1]]))
         targets.append(embed[symbols[1:]].copy())
     spec = AttentionSpec(variant=variant, phi=phi, causal=True)
-    config = dict(task="next-token", seed=seed, n_tokens=n_tokens, d_model=d_model, n_symbols=n_symbols,
-                  variant=variant, phi=phi, causal=True)
-    description = (f"next-symbol prediction: {n_symbols} sequences (every rotation of a random cycle through "
-                   f"{n_symbols} unit-vector symbols in R^{d_model}), {n_tokens} inputs each, target = next "
-                   f"symbol's embedding; causal {variant} attention")
+    config = dict(
+        task="next-token",
+        seed=seed,
+        n_tokens=n_tokens,
+        d_model=d_model,
+        n_symbols=n_symbols,
+        variant=variant,
+        phi=phi,
+        causal=True,
+    )
+    description = (
+        f"next-symbol prediction: {n_symbols} sequences (every rotation of a random cycle through "
+        f"{n_symbols} unit-vector symbols in R^{d_model}), {n_tokens} inputs each, target = next "
+        f"symbol's embedding; causal {variant} attention"
+    )
     return Task("next-token", tuple(sequences), tuple(targets), spec, description, config)
 
 
@@ -173,56 +223,6 @@ def make_task(name: str, seed: int, **config) -> Task:
         keys = ("n_tokens", "d_model", "n_symbols", "variant", "phi")
         return next_token_task(seed, **{k: config[k] for k in keys if k in config})
     raise InputError(f"task: unknown {name!r}; choose one of {list(TASKS)}")
-
-
-# -- optimisers -----------------------------------------------------------------------------
-class SGD:
-    """Plain gradient descent ``P <- P - lr dE/dP``: a synapse's change is its local update."""
-
-    def __init__(self, lr: float):
-        self.lr = float(lr)
-
-    def step(self, params: dict[str, np.ndarray], grads: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        return {k: v - self.lr * grads["d" + k] if "d" + k in grads else v for k, v in params.items()}
-
-
-class Adam:
-    """Adam (Kingma & Ba 2015): ``P <- P - lr m_hat / (sqrt(v_hat) + eps)``.
-
-    ``m``, ``v`` are running means of each parameter's own gradient and its square: per-synapse
-    state, so a local update stays local.
-    """
-
-    def __init__(self, lr: float, beta1: float = 0.9, beta2: float = 0.999, eps: float = 1e-8):
-        self.lr, self.beta1, self.beta2, self.eps = float(lr), beta1, beta2, eps
-        self.m: dict[str, np.ndarray] = {}
-        self.v: dict[str, np.ndarray] = {}
-        self.t = 0
-
-    def step(self, params: dict[str, np.ndarray], grads: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        self.t += 1
-        out = {}
-        for k, value in params.items():
-            g = grads.get("d" + k)
-            if g is None:
-                out[k] = value
-                continue
-            m = self.m[k] = self.beta1 * self.m.get(k, 0.0) + (1 - self.beta1) * g
-            v = self.v[k] = self.beta2 * self.v.get(k, 0.0) + (1 - self.beta2) * g * g
-            m_hat = m / (1 - self.beta1**self.t)
-            v_hat = v / (1 - self.beta2**self.t)
-            out[k] = value - self.lr * m_hat / (np.sqrt(v_hat) + self.eps)
-        return out
-
-
-def make_optimizer(name: str, lr: float):
-    if not np.isfinite(lr) or lr <= 0:
-        raise InputError(f"lr: expected a positive learning rate, got {lr!r}")
-    if name == "adam":
-        return Adam(lr)
-    if name == "sgd":
-        return SGD(lr)
-    raise InputError(f"optimizer: unknown {name!r}; choose one of {list(OPTIMIZERS)}")
 
 
 # -- the circuit's forward pass and the exact gradient ----------------------------------------
@@ -244,8 +244,9 @@ def exact_gradient(weights: AttentionWeights, task: Task) -> tuple[float, dict[s
     """Task loss and its exact gradient, the error taken from the ideal circuit's output."""
     total, loss = None, 0.0
     for tokens, T, Y in zip(task.sequences, task.targets, circuit_outputs(weights, task)):
-        g = attention_gradients(tokens.X, T, **weights.arrays(), **task.spec.reference_kwargs(weights),
-                                X_kv=tokens.X_kv, Y=Y)
+        g = attention_gradients(
+            tokens.X, T, **weights.arrays(), **task.spec.reference_kwargs(weights), X_kv=tokens.X_kv, Y=Y
+        )
         loss += g.loss
         total = dict(g.grads) if total is None else {k: total[k] + g.grads[k] for k in total}
     n = len(task.sequences)
@@ -349,7 +350,7 @@ def train(
 
     One step is one optimiser step of the full task (``exact``) or one online pass over its
     sequences (``local``). ``feedback`` (``symmetric`` | ``random``, local rule only) and
-    ``seed`` (its random feedback stream) as in :mod:`analysis.plasticity`. ``monitor_every``:
+    ``seed`` (its random feedback stream) as in :mod:`ctattn.analysis.plasticity`. ``monitor_every``:
     how often the local rule is compared to the exact gradient (0: never).
     """
     if rule not in RULES:
@@ -401,10 +402,18 @@ def train(
     curves["loss"].append(task_loss(final, task))
     wall_s = time.perf_counter() - start
     out = {k: np.asarray(v, dtype=float) for k, v in curves.items()}
-    info = dict(rule=rule, task=task.name, steps=steps, optimizer=optimizer, lr=lr,
-                feedback=feedback if rule == "local" else None, wall_s=wall_s,
-                initial_loss=float(out["loss"][0]), final_loss=float(out["loss"][-1]),
-                zero_output_loss=zero_output_loss(task))
+    info = dict(
+        rule=rule,
+        task=task.name,
+        steps=steps,
+        optimizer=optimizer,
+        lr=lr,
+        feedback=feedback if rule == "local" else None,
+        wall_s=wall_s,
+        initial_loss=float(out["loss"][0]),
+        final_loss=float(out["loss"][-1]),
+        zero_output_loss=zero_output_loss(task),
+    )
     if rule == "local":
         monitored = out["cosine"][np.isfinite(out["cosine"])]
         info["cosine_to_exact"] = float(np.mean(monitored)) if monitored.size else None
@@ -434,38 +443,11 @@ def backend_check(
     Y_ideal = circuit_outputs(weights, sub)
     loss_backend = float(np.mean([squared_error(Y, T) for Y, T in zip(Y_backend, sub.targets)]))
     loss_ideal = float(np.mean([squared_error(Y, T) for Y, T in zip(Y_ideal, sub.targets)]))
-    return dict(backend=backend, n_sequences=len(chosen), loss_ideal=loss_ideal, loss_backend=loss_backend,
-                max_abs_dY=float(max(np.abs(a - b).max() for a, b in zip(Y_backend, Y_ideal))), wall_s=wall_s)
-
-
-def plot_learning_curves(results: dict[str, TrainingResult], path) -> None:
-    """Loss (log scale) per step for each labelled result, and the local rules' cosine to the
-    exact gradient; written as a PNG to ``path`` (matplotlib's object API: no global state)."""
-    from matplotlib.figure import Figure
-
-    with_cosine = any("cosine" in r.curves for r in results.values())
-    fig = Figure(figsize=(9.5 if with_cosine else 5.5, 4.0), layout="constrained")
-    axes = fig.subplots(1, 2 if with_cosine else 1, squeeze=False)[0]
-    for label, r in results.items():
-        loss = r.curves["loss"]
-        axes[0].semilogy(np.arange(loss.size), loss, label=label)
-    zero = {r.info.get("zero_output_loss") for r in results.values()} - {None}
-    if len(zero) == 1:
-        axes[0].axhline(zero.pop(), color="0.6", ls=":", lw=1, label="zero output")
-    axes[0].set_xlabel("step (exact: one gradient step; local: one online pass)")
-    axes[0].set_ylabel("loss E (mean over sequences)")
-    axes[0].set_title("learning curve, E = 1/2 sum_i ||t_i - y_i||^2")
-    axes[0].legend(fontsize="small")
-    if with_cosine:
-        for label, r in results.items():
-            if "cosine" in r.curves:
-                cos = r.curves["cosine"]
-                steps = np.flatnonzero(np.isfinite(cos))
-                axes[1].plot(steps, cos[steps], ".-", ms=3, label=label)
-        axes[1].set_ylim(-1.05, 1.05)
-        axes[1].axhline(0, color="0.6", lw=0.8)
-        axes[1].set_xlabel("step (online pass)")
-        axes[1].set_ylabel("cosine(local updates, exact gradient)")
-        axes[1].set_title("local rule vs exact gradient")
-        axes[1].legend(fontsize="small")
-    fig.savefig(path, dpi=120)
+    return dict(
+        backend=backend,
+        n_sequences=len(chosen),
+        loss_ideal=loss_ideal,
+        loss_backend=loss_backend,
+        max_abs_dY=float(max(np.abs(a - b).max() for a, b in zip(Y_backend, Y_ideal))),
+        wall_s=wall_s,
+    )

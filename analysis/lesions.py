@@ -1,7 +1,7 @@
 r"""Lesions: transformations of a circuit description, run unchanged by every backend.
 
 ``lesion(circuit, silence=[...], cut=[...], area=h)`` returns a new
-:class:`~circuits.description.Circuit`; the ideal, rate and spiking backends run it like any
+:class:`~ctattn.circuits.description.Circuit`; the ideal, rate and spiking backends run it like any
 other circuit, so a lesion means the same thing in all of them. A lesion is named by a
 **target** (MODEL.md section 5), restricted to one or more cortical areas with ``area``
 (``h`` or ``"A{h}"``; every area when omitted), or by a population name (``"A1.L23"``:
@@ -14,7 +14,7 @@ target      what is done to the circuit
 ``L5``      the area's deep (L5) pyramidal cells are silenced (value cells and gain cells)
 ``apical``  the apical tuft (L1) input of the area's L5 cells is cut off: the projections onto
             it are removed and the cells keep their basal (driven) response at baseline gain
-            1 (:meth:`~models.neurons.CellModel.without_apical`)
+            1 (:meth:`~ctattn.models.neurons.CellModel.without_apical`)
 ``matrix``  the diffuse thalamic (matrix) projections into the area are cut
 ``core``    the topographic thalamic (core) projections into the area are cut
 ``area``    every population of the area is silenced (needs ``area``)
@@ -24,7 +24,7 @@ target      what is done to the circuit
 =========== =================================================================================
 
 Why ``apical`` and ``pool`` change cell laws instead of silencing inputs **[choice]**: the
-cell law is ``r = f(I_b + b_b) g(I_a + b_a) / I_s`` (:mod:`models.neurons`). A tuft that
+cell law is ``r = f(I_b + b_b) g(I_a + b_a) / I_s`` (:mod:`ctattn.models.neurons`). A tuft that
 receives nothing still has a gain ``g(0)`` (0 for ``relu``), but a tuft that has been cut off
 leaves the soma at baseline gain 1; and a cell freed from shunting inhibition is not divided
 by zero, it is not divided at all.
@@ -53,11 +53,11 @@ from __future__ import annotations
 from dataclasses import replace
 
 import numpy as np
+from ctattn.analysis.reference import causal_mask, multihead_attention
+from ctattn.circuits.description import Circuit
 
-from analysis.feature_maps import get_feature_map
-from analysis.reference import causal_mask, multihead_attention
-from circuits.description import Circuit
-from ctattn.problem import AttentionSpec, AttentionWeights, InputError, Tokens
+from ctattn.core.feature_maps import get_feature_map
+from ctattn.core.problem import AttentionSpec, AttentionWeights, InputError, Tokens
 
 __all__ = [
     "LESION_TARGETS",

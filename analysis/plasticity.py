@@ -43,10 +43,10 @@ every column) between columns: the shared weight changes by the sum of its colum
 ``dB = eta u_i e_i^T`` (Kolen & Pollack 1994; Akrout et al. 2019): the same pre/post product
 as ``W_O``, so it stays the transpose without ever reading it. ``random`` feedback is fixed
 (feedback alignment, Lillicrap et al. 2016): an approximation whose cosine to the exact
-gradient is measured by :mod:`analysis.learning`.
+gradient is measured by :mod:`ctattn.analysis.learning`.
 
 Summed over the query windows of a sequence with the weights held fixed and symmetric
-feedback, these updates are exactly ``-eta dE/dW`` of :mod:`analysis.gradients` (the tests
+feedback, these updates are exactly ``-eta dE/dW`` of :mod:`ctattn.analysis.gradients` (the tests
 check it); applied online, token by token, they follow the gradient of each token's own error.
 This module never calls the matrix reference or the exact gradients.
 """
@@ -56,11 +56,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from ctattn.circuits.backends.ideal import steady_state_inputs
+from ctattn.circuits.description import Circuit
 
-from analysis.feature_maps import FEATURE_MAPS
-from circuits.backends.ideal import steady_state_inputs
-from circuits.description import Circuit
-from ctattn.seeding import rng_for
+from ctattn.core.feature_maps import FEATURE_MAPS
+from ctattn.core.seeding import rng_for
 
 __all__ = ["FEEDBACK", "Feedback", "ColumnSignals", "read_head", "local_gradients", "transfer_slope"]
 
@@ -80,7 +80,7 @@ class Feedback:
         return self.mode == "symmetric"
 
     @classmethod
-    def create(cls, mode: str, W_O: np.ndarray, seed: int = 0) -> "Feedback":
+    def create(cls, mode: str, W_O: np.ndarray, seed: int = 0) -> Feedback:
         """``symmetric``: start as ``W_O[h]^T``; ``random``: ``N(0, 1/D)`` from stream ``feedback``."""
         if mode == "symmetric":
             return cls(np.transpose(W_O, (0, 2, 1)).copy(), mode)
@@ -128,7 +128,7 @@ def read_head(circuit: Circuit, rates: dict[str, np.ndarray], h: int) -> ColumnS
     """Read head ``h``'s signals from one window's rates ``{population: (n_columns, n_units)}``.
 
     Dendritic drives are the synaptic sums of the recorded presynaptic rates (the circuit's own
-    wiring, :func:`circuits.backends.ideal.steady_state_inputs`), so this works on the rates of
+    wiring, :func:`ctattn.circuits.backends.ideal.steady_state_inputs`), so this works on the rates of
     any backend.
     """
     if circuit.info.get("layout") != "mask":

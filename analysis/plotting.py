@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from circuits.description import Circuit, Population
+from ctattn.circuits.description import Circuit, Population
 
 __all__ = ["pyplot", "save", "ordered_populations", "population_label", "area_label", "STYLE"]
 

@@ -28,7 +28,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from analysis.feature_maps import get_feature_map
+from ctattn.core.feature_maps import get_feature_map
+from ctattn.core.problem import VARIANTS
 
 __all__ = [
     "VARIANTS",
@@ -38,8 +39,6 @@ __all__ = [
     "multihead_attention",
     "kv_memory_attention",
 ]
-
-VARIANTS = ("linear", "normalized", "softmax")
 
 
 @dataclass(frozen=True)

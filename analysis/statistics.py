@@ -26,7 +26,7 @@ wrong in plausible ways (its power). The pieces:
   estimator at the counting (``1 / sqrt(T)``) limit (:func:`error_ratio`).
 
 The module knows nothing about circuits or simulators: standard errors, bias budgets (e.g.
-:data:`circuits.backends.spiking.BIAS_BUDGET`) and references come from the caller, so any
+:data:`ctattn.circuits.backends.spiking.BIAS_BUDGET`) and references come from the caller, so any
 stochastic backend or variant can use it.
 """
 
@@ -148,7 +148,7 @@ class Replicates:
         object.__setattr__(self, "Y", Y)
 
     @classmethod
-    def of(cls, outputs) -> "Replicates":
+    def of(cls, outputs) -> Replicates:
         return cls(np.stack([np.asarray(y, float) for y in outputs]))
 
     @property
@@ -301,7 +301,7 @@ def wrong_references(weights, tokens, spec) -> dict[str, np.ndarray]:
       ``W_K[h].reshape(d_model, d_k).T`` (the plain transpose when ``d_k = d_model``).
     * ``output x1.2``: the correct output scaled by 1.2.
     """
-    from analysis.reference import multihead_attention
+    from ctattn.analysis.reference import multihead_attention
 
     kwargs = spec.reference_kwargs(weights)
 

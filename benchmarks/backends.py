@@ -16,13 +16,17 @@ import statistics
 import time
 
 from ctattn.api import simulate
-from ctattn.problem import random_tokens, random_weights
+from ctattn.core.problem import random_tokens, random_weights
 
 CASES = [
-    ("linear", "mask", False), ("linear", "mask", True),
-    ("linear", "memory", False), ("linear", "memory", True),
-    ("normalized", "mask", False), ("normalized", "mask", True),
-    ("softmax", "mask", False), ("softmax", "mask", True),
+    ("linear", "mask", False),
+    ("linear", "mask", True),
+    ("linear", "memory", False),
+    ("linear", "memory", True),
+    ("normalized", "mask", False),
+    ("normalized", "mask", True),
+    ("softmax", "mask", False),
+    ("softmax", "mask", True),
 ]
 
 
@@ -33,9 +37,13 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     W = random_weights(args.seed, 4, 16, 4, 4)
     T = random_tokens(args.seed, 8, 16)
-    print(f"# standard problem: H=4, N=8, D=16, d_k=d_v=4, relu; {platform.processor() or platform.machine()}, "
-          f"median of {args.repeats} runs")
-    print("| variant | layout | causal | backend | rel. error | max abs error | neurons | synapses | wall s (median) |")
+    print(
+        f"# standard problem: H=4, N=8, D=16, d_k=d_v=4, relu; {platform.processor() or platform.machine()}, "
+        f"median of {args.repeats} runs"
+    )
+    print(
+        "| variant | layout | causal | backend | rel. error | max abs error | neurons | synapses | wall s (median) |"
+    )
     print("|---|---|---|---|---|---|---|---|---|")
     for variant, layout, causal in CASES:
         for backend in ("ideal", "rate"):
@@ -44,8 +52,11 @@ def main(argv=None) -> int:
                 t0 = time.perf_counter()
                 run = simulate(W, T, backend=backend, variant=variant, layout=layout, causal=causal)
                 walls.append(time.perf_counter() - t0)
-            print(f"| {variant} | {layout} | {causal} | {backend} | {run.rel_error:.1e} | {run.max_abs_error:.1e} "
-                  f"| {run.circuit.n_neurons} | {run.circuit.n_synapses} | {statistics.median(walls):.3f} |", flush=True)
+            print(
+                f"| {variant} | {layout} | {causal} | {backend} | {run.rel_error:.1e} | {run.max_abs_error:.1e} "
+                f"| {run.circuit.n_neurons} | {run.circuit.n_synapses} | {statistics.median(walls):.3f} |",
+                flush=True,
+            )
     return 0
 
 

@@ -35,12 +35,13 @@ import numpy as np
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
-from analysis.metrics import relative_error  # noqa: E402
-from analysis.reference import multihead_attention  # noqa: E402
-from circuits.backends import get_backend  # noqa: E402
-from circuits.backends.spiking import DEFAULTS  # noqa: E402
-from circuits.build import circuit_for  # noqa: E402
-from ctattn.problem import AttentionSpec, random_tokens, random_weights  # noqa: E402
+from ctattn.analysis.metrics import relative_error  # noqa: E402
+from ctattn.analysis.reference import multihead_attention  # noqa: E402
+from ctattn.circuits.backends import get_backend  # noqa: E402
+from ctattn.circuits.backends.spiking import DEFAULTS  # noqa: E402
+from ctattn.circuits.build import circuit_for  # noqa: E402
+
+from ctattn.core.problem import AttentionSpec, random_tokens, random_weights  # noqa: E402
 
 
 def standard_problem(variant: str = "linear"):
@@ -61,13 +62,16 @@ def accuracy_table(circuit, tokens, Y_ref, neurons, windows, seeds, target) -> l
         for window in windows:
             errors, bounds = [], []
             for seed in seeds:
-                result = backend.run(circuit, tokens, neurons_per_unit=n, window_ms=window, seed=seed,
-                                     target=target)
+                result = backend.run(
+                    circuit, tokens, neurons_per_unit=n, window_ms=window, seed=seed, target=target
+                )
                 errors.append(relative_error(result.Y, Y_ref))
                 bounds.append(result.info["shot_noise_bound"])
             error = float(np.sqrt(np.mean(np.square(errors))))
             bound = float(np.sqrt(np.mean(np.square(bounds))))
-            rows.append(f"| {n} | {window:g} | {100 * error:.2f} % | {100 * bound:.2f} % | {error / bound:.2f} |")
+            rows.append(
+                f"| {n} | {window:g} | {100 * error:.2f} % | {100 * bound:.2f} % | {error / bound:.2f} |"
+            )
             print(rows[-1], file=sys.stderr, flush=True)
     return rows
 
@@ -116,8 +120,9 @@ def variant_table(variants, neurons, seeds, target, long_window: bool = True) ->
                 walls.append(result.info["wall_s"])
                 settle = result.info["settle_ms"]
                 if long_window:
-                    long = backend.run(circuit, tokens, neurons_per_unit=n, seed=seed, target=target,
-                                       window_ms=4 * window)
+                    long = backend.run(
+                        circuit, tokens, neurons_per_unit=n, seed=seed, target=target, window_ms=4 * window
+                    )
                     long_errors.append(relative_error(long.Y, Y_ref))
             rms = float(np.sqrt(np.mean(np.square(errors))))
             if long_errors:
@@ -138,38 +143,65 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="a smaller grid (n 10, 40; windows 50, 200 ms)")
     parser.add_argument("--seeds", type=int, default=2, help="seeds per grid cell (default 2)")
-    parser.add_argument("--targets", default="numpy,cython,standalone",
-                        help="targets timed (comma-separated)")
-    parser.add_argument("--grid-target", default="cython",
-                        help="target of the accuracy grid (default cython)")
-    parser.add_argument("--variants", default="linear,normalized,softmax",
-                        help="attention variants of the variants table (comma-separated)")
+    parser.add_argument(
+        "--targets", default="numpy,cython,standalone", help="targets timed (comma-separated)"
+    )
+    parser.add_argument(
+        "--grid-target", default="cython", help="target of the accuracy grid (default cython)"
+    )
+    parser.add_argument(
+        "--variants",
+        default="linear,normalized,softmax",
+        help="attention variants of the variants table (comma-separated)",
+    )
     parser.add_argument("--only-variants", action="store_true", help="print only the variants table")
     args = parser.parse_args(argv)
     seeds = range(args.seeds)
     variants = [v for v in args.variants.split(",") if v]
     if args.only_variants:
         print("### Attention variants (standard problem, Cython target)\n")
-        print("\n".join(variant_table(variants, (40,) if args.quick else (40, 80), seeds, args.grid_target,
-                                       long_window=not args.quick)))
+        print(
+            "\n".join(
+                variant_table(
+                    variants,
+                    (40,) if args.quick else (40, 80),
+                    seeds,
+                    args.grid_target,
+                    long_window=not args.quick,
+                )
+            )
+        )
         return 0
     neurons = (10, 40) if args.quick else (10, 20, 40, 80)
     windows = (50.0, 200.0) if args.quick else (50.0, 200.0, 800.0)
     circuit, tokens, Y_ref = standard_problem()
     started = time.perf_counter()
-    print("## Spiking backend, standard problem (4 heads, 8 tokens, d_model 16, d_k = d_v = 4, relu, linear)\n")
+    print(
+        "## Spiking backend, standard problem (4 heads, 8 tokens, d_model 16, d_k = d_v = 4, relu, linear)\n"
+    )
     d = DEFAULTS
-    print(f"Defaults: {d['neurons_per_unit']} neurons per unit, window {d['window_ms']:g} ms after "
-          f"{d['settle_ms']:g} ms settling, tau_syn {d['tau_syn_ms']:g} ms, tau_m {d['tau_ms']:g} ms, "
-          f"dt {d['dt_ms']:g} ms. Machine: {platform.processor() or platform.machine()}, "
-          f"{os.cpu_count()} cores.\n")
+    print(
+        f"Defaults: {d['neurons_per_unit']} neurons per unit, window {d['window_ms']:g} ms after "
+        f"{d['settle_ms']:g} ms settling, tau_syn {d['tau_syn_ms']:g} ms, tau_m {d['tau_ms']:g} ms, "
+        f"dt {d['dt_ms']:g} ms. Machine: {platform.processor() or platform.machine()}, "
+        f"{os.cpu_count()} cores.\n"
+    )
     print(f"### Accuracy ({args.grid_target} target)\n")
     print("\n".join(accuracy_table(circuit, tokens, Y_ref, neurons, windows, seeds, args.grid_target)))
     print("\n### Cost at the default settings (seed 0)\n")
     print("\n".join(cost_table(circuit, tokens, Y_ref, [t for t in args.targets.split(",") if t])))
     print(f"\n### Attention variants ({args.grid_target} target)\n")
-    print("\n".join(variant_table(variants, (40,) if args.quick else (40, 80), seeds, args.grid_target,
-                                   long_window=not args.quick)))
+    print(
+        "\n".join(
+            variant_table(
+                variants,
+                (40,) if args.quick else (40, 80),
+                seeds,
+                args.grid_target,
+                long_window=not args.quick,
+            )
+        )
+    )
     print(f"\n(benchmark took {time.perf_counter() - started:.0f} s)")
     return 0
 

@@ -13,11 +13,10 @@ the core input and the key on the matrix input (paper v3).
 from __future__ import annotations
 
 import numpy as np
-
-from circuits.description import Population, Projection
-from models import onoff
-from models.microcolumn import Microcolumn
-from models.neurons import inhibitory_pool
+from ctattn.circuits.description import Population, Projection
+from ctattn.models import onoff
+from ctattn.models.microcolumn import Microcolumn
+from ctattn.models.neurons import inhibitory_pool
 
 __all__ = ["mask_area", "memory_area"]
 
@@ -46,7 +45,8 @@ def _to_ho(h: int, W_O_h: np.ndarray, per_column: bool) -> Projection:
         columns="converge",
         kind="corticothalamic",
         symbol=f"W_O[{h}]",
-        description="L5 -> higher-order thalamus: sum over columns, through W_O[h]" if not per_column
+        description="L5 -> higher-order thalamus: sum over columns, through W_O[h]"
+        if not per_column
         else "L5 -> higher-order thalamus: column n through W_O[h][:, n]",
     )
 
@@ -66,45 +66,144 @@ def mask_area(h: int, column: Microcolumn, weights, n_kv: int) -> tuple[list[Pop
     else:
         basal, apical = q, k
         score_readout = np.ones((1, d_k))
-    L23 = _pop(h, "L2/3", "L23", column.superficial, n_kv, column.n_superficial,
-               "superficial (L2/3) pyramidal cells", column.superficial_role,
-               signed_dims=2 * d_k if signed_scores else None)
-    L5 = _pop(h, "L5", "L5", column.deep, n_kv, column.n_deep,
-              "deep (L5) pyramidal cells", column.deep_role, signed_dims=d_v)
+    L23 = _pop(
+        h,
+        "L2/3",
+        "L23",
+        column.superficial,
+        n_kv,
+        column.n_superficial,
+        "superficial (L2/3) pyramidal cells",
+        column.superficial_role,
+        signed_dims=2 * d_k if signed_scores else None,
+    )
+    L5 = _pop(
+        h,
+        "L5",
+        "L5",
+        column.deep,
+        n_kv,
+        column.n_deep,
+        "deep (L5) pyramidal cells",
+        column.deep_role,
+        signed_dims=d_v,
+    )
     pops = [L23, L5]
     projs = [
-        Projection("FO.query", L23.name, "basal", basal, "broadcast", "matrix", f"W_Q[{h}]",
-                   "query q_i, broadcast to every column"),
-        Projection("FO.context", L23.name, "apical", apical, "same", "core", f"W_K[{h}]",
-                   "key k_j of the column's own token, onto the apical tuft"),
-        Projection("FO.context", L5.name, "basal", onoff.to_pair(v), "same", "core", f"W_V[{h}]",
-                   "value v_j of the column's own token (ON/OFF)"),
-        Projection(L23.name, L5.name, "apical", np.repeat(score_readout, 2 * d_v, axis=0), "same",
-                   "intracolumnar", "s_ij", "L2/3 -> L5 apical tuft: the attention mask (score)"),
+        Projection(
+            "FO.query",
+            L23.name,
+            "basal",
+            basal,
+            "broadcast",
+            "matrix",
+            f"W_Q[{h}]",
+            "query q_i, broadcast to every column",
+        ),
+        Projection(
+            "FO.context",
+            L23.name,
+            "apical",
+            apical,
+            "same",
+            "core",
+            f"W_K[{h}]",
+            "key k_j of the column's own token, onto the apical tuft",
+        ),
+        Projection(
+            "FO.context",
+            L5.name,
+            "basal",
+            onoff.to_pair(v),
+            "same",
+            "core",
+            f"W_V[{h}]",
+            "value v_j of the column's own token (ON/OFF)",
+        ),
+        Projection(
+            L23.name,
+            L5.name,
+            "apical",
+            np.repeat(score_readout, 2 * d_v, axis=0),
+            "same",
+            "intracolumnar",
+            "s_ij",
+            "L2/3 -> L5 apical tuft: the attention mask (score)",
+        ),
         _to_ho(h, onoff.pair_to_pair(weights.W_O[h]), per_column=False),
     ]
     if column.gain_cell is not None:
         presence = np.zeros((1, q.shape[1]))
         presence[0, -1] = 1.0
-        gain = _pop(h, "L5", "L5g", column.gain_cell, n_kv, 1, "deep (L5) gain-reporting cells",
-                    "column gain g(s_ij), driven while the column holds a token")
-        pool = _pop(h, "pool", "pool", inhibitory_pool(), 1, 1,
-                    "inhibitory interneuron pool (divisive normalisation)", "Z_i = sum_j g(s_ij)")
+        gain = _pop(
+            h,
+            "L5",
+            "L5g",
+            column.gain_cell,
+            n_kv,
+            1,
+            "deep (L5) gain-reporting cells",
+            "column gain g(s_ij), driven while the column holds a token",
+        )
+        pool = _pop(
+            h,
+            "pool",
+            "pool",
+            inhibitory_pool(),
+            1,
+            1,
+            "inhibitory interneuron pool (divisive normalisation)",
+            "Z_i = sum_j g(s_ij)",
+        )
         pops += [gain, pool]
         projs += [
-            Projection("FO.context", gain.name, "basal", presence, "same", "core", "1",
-                       "presence of the column's token (tonic only while the column is in context)"),
-            Projection(L23.name, gain.name, "apical", score_readout, "same", "intracolumnar", "s_ij",
-                       "L2/3 -> L5 gain cell apical tuft: the score"),
-            Projection(gain.name, pool.name, "basal", np.ones((1, 1)), "converge", "local", "Z_i",
-                       "every column's gain onto the area's pool"),
-            Projection(pool.name, L5.name, "shunt", np.ones((2 * d_v, 1)), "broadcast", "local", "1/Z_i",
-                       "shunting inhibition divides every L5 cell by Z_i"),
+            Projection(
+                "FO.context",
+                gain.name,
+                "basal",
+                presence,
+                "same",
+                "core",
+                "1",
+                "presence of the column's token (tonic only while the column is in context)",
+            ),
+            Projection(
+                L23.name,
+                gain.name,
+                "apical",
+                score_readout,
+                "same",
+                "intracolumnar",
+                "s_ij",
+                "L2/3 -> L5 gain cell apical tuft: the score",
+            ),
+            Projection(
+                gain.name,
+                pool.name,
+                "basal",
+                np.ones((1, 1)),
+                "converge",
+                "local",
+                "Z_i",
+                "every column's gain onto the area's pool",
+            ),
+            Projection(
+                pool.name,
+                L5.name,
+                "shunt",
+                np.ones((2 * d_v, 1)),
+                "broadcast",
+                "local",
+                "1/Z_i",
+                "shunting inhibition divides every L5 cell by Z_i",
+            ),
         ]
     return pops, projs
 
 
-def memory_area(h: int, column: Microcolumn, weights, source: str) -> tuple[list[Population], list[Projection]]:
+def memory_area(
+    h: int, column: Microcolumn, weights, source: str
+) -> tuple[list[Population], list[Projection]]:
     """Head ``h`` in the KV-memory layout: one microcolumn per value feature (``d_v`` columns).
 
     ``source`` is the relay whose tokens are written into memory (``FO.query`` for
@@ -116,24 +215,81 @@ def memory_area(h: int, column: Microcolumn, weights, source: str) -> tuple[list
     k = onoff.from_relay(weights.W_K[h], b["b_K"])
     v = onoff.from_relay(weights.W_V[h], b["b_V"])  # (d_v, 2D+1)
     # memory cell (n, pol, d): basal +-v_n (core), apical k_d (matrix)
-    value_in = np.stack([np.vstack([np.repeat(v[n : n + 1], d_k, 0), -np.repeat(v[n : n + 1], d_k, 0)]) for n in range(d_v)])
+    value_in = np.stack(
+        [np.vstack([np.repeat(v[n : n + 1], d_k, 0), -np.repeat(v[n : n + 1], d_k, 0)]) for n in range(d_v)]
+    )
     key_in = np.vstack([k, k])
     query_in = np.vstack([q, q])
     # L5 column n -> HO: u_n = sum_d (ON - OFF), y += W_O[h][:, n] u_n
-    to_ho = np.stack([onoff.to_pair(np.outer(weights.W_O[h][:, n], np.r_[np.ones(d_k), -np.ones(d_k)])) for n in range(d_v)])
-    L23 = _pop(h, "L2/3", "L23", column.superficial, d_v, column.n_superficial,
-               "superficial (L2/3) pyramidal cells, key-value memory", column.superficial_role, signed_dims=d_k)
-    L5 = _pop(h, "L5", "L5", column.deep, d_v, column.n_deep,
-              "deep (L5) pyramidal cells", column.deep_role, signed_dims=d_k)
+    to_ho = np.stack(
+        [
+            onoff.to_pair(np.outer(weights.W_O[h][:, n], np.r_[np.ones(d_k), -np.ones(d_k)]))
+            for n in range(d_v)
+        ]
+    )
+    L23 = _pop(
+        h,
+        "L2/3",
+        "L23",
+        column.superficial,
+        d_v,
+        column.n_superficial,
+        "superficial (L2/3) pyramidal cells, key-value memory",
+        column.superficial_role,
+        signed_dims=d_k,
+    )
+    L5 = _pop(
+        h,
+        "L5",
+        "L5",
+        column.deep,
+        d_v,
+        column.n_deep,
+        "deep (L5) pyramidal cells",
+        column.deep_role,
+        signed_dims=d_k,
+    )
     projs = [
-        Projection(source, L23.name, "basal", value_in, "broadcast", "core", f"W_V[{h}]",
-                   "value v_j,n onto memory column n (ON/OFF)"),
-        Projection(source, L23.name, "apical", key_in, "broadcast", "matrix", f"W_K[{h}]",
-                   "key phi(k_j), diffuse over the columns' apical tufts"),
-        Projection("FO.query", L5.name, "basal", query_in, "broadcast", "core", f"W_Q[{h}]",
-                   "query q_i onto every column's L5 cells"),
-        Projection(L23.name, L5.name, "apical", np.eye(2 * d_k), "same", "intracolumnar", "M",
-                   "L2/3 memory entry (n, d) gates L5 cell (n, d)"),
+        Projection(
+            source,
+            L23.name,
+            "basal",
+            value_in,
+            "broadcast",
+            "core",
+            f"W_V[{h}]",
+            "value v_j,n onto memory column n (ON/OFF)",
+        ),
+        Projection(
+            source,
+            L23.name,
+            "apical",
+            key_in,
+            "broadcast",
+            "matrix",
+            f"W_K[{h}]",
+            "key phi(k_j), diffuse over the columns' apical tufts",
+        ),
+        Projection(
+            "FO.query",
+            L5.name,
+            "basal",
+            query_in,
+            "broadcast",
+            "core",
+            f"W_Q[{h}]",
+            "query q_i onto every column's L5 cells",
+        ),
+        Projection(
+            L23.name,
+            L5.name,
+            "apical",
+            np.eye(2 * d_k),
+            "same",
+            "intracolumnar",
+            "M",
+            "L2/3 memory entry (n, d) gates L5 cell (n, d)",
+        ),
         _to_ho(h, to_ho, per_column=True),
     ]
     return [L23, L5], projs

@@ -1,19 +1,20 @@
 """Build the cortico-thalamic circuit that computes one multi-head attention block.
 
 ``build_circuit(weights, spec, n_tokens=N, n_kv=M, cross=...)`` wires ``H`` cortical areas
-(one per head, :mod:`circuits.area`) between the first-order relays that carry the tokens and
-the higher-order relay that sums the heads (:mod:`circuits.thalamus`). The result is a
-:class:`~circuits.description.Circuit`: a description with no simulator objects.
+(one per head, :mod:`ctattn.circuits.area`) between the first-order relays that carry the tokens and
+the higher-order relay that sums the heads (:mod:`ctattn.circuits.thalamus`). The result is a
+:class:`~ctattn.circuits.description.Circuit`: a description with no simulator objects.
 """
 
 from __future__ import annotations
 
-from circuits.area import mask_area, memory_area
-from circuits.description import Circuit
-from circuits.schedule import presentation_schedule
-from circuits.thalamus import first_order_relay, higher_order_relay
-from ctattn.problem import AttentionSpec, AttentionWeights, InputError, Tokens
-from models.microcolumn import mask_microcolumn, memory_microcolumn
+from ctattn.circuits.area import mask_area, memory_area
+from ctattn.circuits.description import Circuit
+from ctattn.circuits.schedule import presentation_schedule
+from ctattn.circuits.thalamus import first_order_relay, higher_order_relay
+from ctattn.models.microcolumn import mask_microcolumn, memory_microcolumn
+
+from ctattn.core.problem import AttentionSpec, AttentionWeights, InputError, Tokens
 
 __all__ = ["build_circuit", "circuit_for"]
 
@@ -56,13 +57,26 @@ def build_circuit(
             pops += p
             projs += q
     pops.append(higher_order_relay(D, weights.b_O))
-    schedule = presentation_schedule(spec.layout, causal=spec.causal, n_tokens=n_tokens, n_kv=n_kv, cross=cross)
-    info = dict(
-        variant=spec.variant, phi=spec.phi, beta=beta, causal=spec.causal, layout=spec.layout,
-        n_heads=H, d_model=D, d_k=weights.d_k, d_v=weights.d_v,
-        n_tokens=n_tokens, n_kv=n_kv, cross=cross,
+    schedule = presentation_schedule(
+        spec.layout, causal=spec.causal, n_tokens=n_tokens, n_kv=n_kv, cross=cross
     )
-    return Circuit(populations=tuple(pops), projections=tuple(projs), readout="HO", schedule=schedule, info=info)
+    info = dict(
+        variant=spec.variant,
+        phi=spec.phi,
+        beta=beta,
+        causal=spec.causal,
+        layout=spec.layout,
+        n_heads=H,
+        d_model=D,
+        d_k=weights.d_k,
+        d_v=weights.d_v,
+        n_tokens=n_tokens,
+        n_kv=n_kv,
+        cross=cross,
+    )
+    return Circuit(
+        populations=tuple(pops), projections=tuple(projs), readout="HO", schedule=schedule, info=info
+    )
 
 
 def circuit_for(weights: AttentionWeights, tokens: Tokens, spec: AttentionSpec) -> Circuit:

@@ -1,10 +1,10 @@
 """The circuit description: populations and projections with anatomical names, no simulator.
 
 A :class:`Circuit` is a plain, immutable graph (Nengo's habit: the description is not the
-simulator). Backends (:mod:`circuits.backends`) turn it into something that runs.
+simulator). Backends (:mod:`ctattn.circuits.backends`) turn it into something that runs.
 
 * A :class:`Population` is a grid of ``n_columns x n_units`` cells of one
-  :class:`~models.neurons.CellModel` (one microcolumn per column; thalamic nuclei have
+  :class:`~ctattn.models.neurons.CellModel` (one microcolumn per column; thalamic nuclei have
   one column, or one channel per token for the context relay).
 * A :class:`Projection` carries rates from one population to an input site (``basal``,
   ``apical`` or ``shunt``) of another: ``I_post[c] += W[c] @ r_pre[c']`` with the column map
@@ -25,8 +25,7 @@ from dataclasses import dataclass, field, replace
 from functools import cached_property
 
 import numpy as np
-
-from models.neurons import CellModel
+from ctattn.models.neurons import CellModel
 
 __all__ = ["Population", "Projection", "Circuit", "COLUMN_MAPS", "TARGETS", "PROJECTION_KINDS"]
 
@@ -133,9 +132,15 @@ class Projection:
         if self.columns == "same":
             out = np.einsum("cij,cj->ci", W, pre_rates) if W.ndim == 3 else pre_rates @ W.T
         elif self.columns == "broadcast":
-            out = W @ pre_rates[0] if W.ndim == 3 else np.broadcast_to(W @ pre_rates[0], (n_post_columns, W.shape[0]))
+            out = (
+                W @ pre_rates[0]
+                if W.ndim == 3
+                else np.broadcast_to(W @ pre_rates[0], (n_post_columns, W.shape[0]))
+            )
         else:
-            out = (np.einsum("cij,cj->i", W, pre_rates) if W.ndim == 3 else (pre_rates @ W.T).sum(axis=0))[None, :]
+            out = (np.einsum("cij,cj->i", W, pre_rates) if W.ndim == 3 else (pre_rates @ W.T).sum(axis=0))[
+                None, :
+            ]
         return out
 
     def synapses(self, pre_shape: tuple[int, int], post_shape: tuple[int, int]):
@@ -155,7 +160,7 @@ class Circuit:
 
     ``readout`` is the population whose decoded value is the block output ``y_i`` (the
     higher-order thalamic relay); ``schedule`` the presentation windows
-    (:mod:`circuits.schedule`); ``info`` what the circuit was built for (spec, sizes).
+    (:mod:`ctattn.circuits.schedule`); ``info`` what the circuit was built for (spec, sizes).
     """
 
     populations: tuple[Population, ...]
@@ -201,7 +206,9 @@ class Circuit:
 
     def inputs_to(self, name: str, target: str | None = None) -> list[Projection]:
         return [
-            p for p in self.projections if p.post == name and not p.cut and (target is None or p.target == target)
+            p
+            for p in self.projections
+            if p.post == name and not p.cut and (target is None or p.target == target)
         ]
 
     @property
@@ -245,11 +252,11 @@ class Circuit:
         return [self.population(n) for n in done]
 
     # -- variants -----------------------------------------------------------------------------
-    def replace_population(self, name: str, **changes) -> "Circuit":
+    def replace_population(self, name: str, **changes) -> Circuit:
         pops = tuple(replace(p, **changes) if p.name == name else p for p in self.populations)
         return replace(self, populations=pops)
 
-    def replace_projection(self, name: str, **changes) -> "Circuit":
+    def replace_projection(self, name: str, **changes) -> Circuit:
         if name not in {p.name for p in self.projections}:
             raise KeyError(f"no projection {name!r}")
         projs = tuple(replace(p, **changes) if p.name == name else p for p in self.projections)

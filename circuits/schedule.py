@@ -31,7 +31,9 @@ class Window:
     readout: bool = True
 
 
-def presentation_schedule(layout: str, *, causal: bool, n_tokens: int, n_kv: int, cross: bool) -> tuple[Window, ...]:
+def presentation_schedule(
+    layout: str, *, causal: bool, n_tokens: int, n_kv: int, cross: bool
+) -> tuple[Window, ...]:
     """The windows of one pass over the sequence (see the module docstring)."""
     if layout == "mask":
         return tuple(

@@ -10,9 +10,9 @@ drives nothing: this is what makes causal masking by presentation order exact.
 from __future__ import annotations
 
 import numpy as np
+from ctattn.circuits.schedule import Window
 
-from circuits.schedule import Window
-from ctattn.problem import Tokens
+from ctattn.core.problem import Tokens
 
 __all__ = ["relay_units", "encode_token", "relay_drive"]
 

@@ -1,7 +1,7 @@
 """The thalamic hub: first-order relays that carry tokens, a higher-order nucleus that sums heads.
 
 * First-order (FO) relays carry the tokens to the cortex as ON/OFF rates plus a presence
-  cell (:mod:`circuits.stimulus`): ``FO.query`` the current query token ``x_i``;
+  cell (:mod:`ctattn.circuits.stimulus`): ``FO.query`` the current query token ``x_i``;
   ``FO.context`` one channel per key/value token (mask layout); ``FO.kv`` the key/value
   token being written (memory layout, cross-attention).
 * The higher-order (HO) relay receives the L5 output of every area through ``W_O[h]`` and
@@ -11,17 +11,24 @@
 from __future__ import annotations
 
 import numpy as np
-
-from circuits.description import Population
-from circuits.stimulus import relay_units
-from models.neurons import point_neuron, relay_cell
+from ctattn.circuits.description import Population
+from ctattn.circuits.stimulus import relay_units
+from ctattn.models.neurons import point_neuron, relay_cell
 
 __all__ = ["first_order_relay", "higher_order_relay", "STREAM_ROLES"]
 
 STREAM_ROLES = {
     "query": ("FO.query", "first-order thalamic relay, query stream", "query token x_i (ON/OFF) + presence"),
-    "context": ("FO.context", "first-order thalamic relay, context channels", "key/value tokens x_j held per column (ON/OFF) + presence"),
-    "kv": ("FO.kv", "first-order thalamic relay, key/value stream", "key/value token x_j being written (ON/OFF) + presence"),
+    "context": (
+        "FO.context",
+        "first-order thalamic relay, context channels",
+        "key/value tokens x_j held per column (ON/OFF) + presence",
+    ),
+    "kv": (
+        "FO.kv",
+        "first-order thalamic relay, key/value stream",
+        "key/value token x_j being written (ON/OFF) + presence",
+    ),
 }
 
 

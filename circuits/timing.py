@@ -1,6 +1,6 @@
 """The time course of a simulated presentation: windows, phases and what the relays carry.
 
-Every presentation window (:mod:`circuits.schedule`) lasts ``settle`` for circuits without
+Every presentation window (:mod:`ctattn.circuits.schedule`) lasts ``settle`` for circuits without
 memory. Circuits with a key-value memory split it into three phases, ``settle | write |
 settle``: the relays and everything downstream settle, the memory cells integrate during the
 write phase (their gate is open only in windows that write), and the L5 cells and the thalamus
@@ -16,10 +16,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from ctattn.circuits.description import Circuit
+from ctattn.circuits.stimulus import relay_drive
 
-from circuits.description import Circuit
-from circuits.stimulus import relay_drive
-from ctattn.problem import InputError, Tokens
+from ctattn.core.problem import InputError, Tokens
 
 __all__ = ["Timing", "relay_table", "gate_table"]
 
@@ -44,7 +44,9 @@ class Timing:
             if name != "tau" and abs(steps - round(steps)) > 1e-9:
                 raise InputError(f"{name}: must be a whole number of steps dt={self.dt} s")
         if self.dt > self.tau:
-            raise InputError(f"dt: {self.dt} s is longer than tau={self.tau} s; the dynamics would be unresolved")
+            raise InputError(
+                f"dt: {self.dt} s is longer than tau={self.tau} s; the dynamics would be unresolved"
+            )
 
     def phases(self, circuit: Circuit) -> tuple[float, ...]:
         has_memory = any(p.model.integrator for p in circuit.populations)

@@ -17,17 +17,17 @@ import importlib
 __version__ = "0.1.0"
 
 _EXPORTS = {
-    "AttentionWeights": "ctattn.problem",
-    "AttentionSpec": "ctattn.problem",
-    "Tokens": "ctattn.problem",
-    "InputError": "ctattn.problem",
-    "random_weights": "ctattn.problem",
-    "random_tokens": "ctattn.problem",
+    "AttentionWeights": "ctattn.core.problem",
+    "AttentionSpec": "ctattn.core.problem",
+    "Tokens": "ctattn.core.problem",
+    "InputError": "ctattn.core.problem",
+    "random_weights": "ctattn.core.problem",
+    "random_tokens": "ctattn.core.problem",
     "simulate": "ctattn.api",
     "Run": "ctattn.api",
-    "build_circuit": "circuits.build",
-    "circuit_for": "circuits.build",
-    "multihead_attention": "analysis.reference",
+    "build_circuit": "ctattn.circuits.build",
+    "circuit_for": "ctattn.circuits.build",
+    "multihead_attention": "ctattn.analysis.reference",
 }
 
 __all__ = sorted(_EXPORTS) + ["__version__"]

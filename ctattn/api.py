@@ -1,8 +1,8 @@
 """Run a circuit and compare it with the matrix reference: the library's front door.
 
 ``simulate(weights, tokens, backend=..., variant=..., ...)`` builds the circuit
-(:func:`circuits.build.circuit_for`), runs it on the chosen backend, computes the reference
-(:func:`analysis.reference.multihead_attention`) *separately*, and returns a :class:`Run`
+(:func:`ctattn.circuits.build.circuit_for`), runs it on the chosen backend, computes the reference
+(:func:`ctattn.analysis.reference.multihead_attention`) *separately*, and returns a :class:`Run`
 with both outputs and the comparison::
 
     rel_error     = ||Y - Y_ref||_F / ||Y_ref||_F
@@ -15,13 +15,20 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from analysis.metrics import max_abs_error, relative_error
-from analysis.reference import multihead_attention
-from circuits.backends import get_backend
-from circuits.backends.result import SimulationResult
-from circuits.build import circuit_for
-from circuits.description import Circuit
-from ctattn.problem import AttentionSpec, AttentionWeights, InputError, Tokens, random_tokens, random_weights
+from ctattn.analysis.metrics import max_abs_error, relative_error
+from ctattn.analysis.reference import multihead_attention
+from ctattn.circuits.backends import get_backend
+from ctattn.circuits.backends.result import SimulationResult
+from ctattn.circuits.build import circuit_for
+from ctattn.circuits.description import Circuit
+from ctattn.core.problem import (
+    AttentionSpec,
+    AttentionWeights,
+    InputError,
+    Tokens,
+    random_tokens,
+    random_weights,
+)
 
 __all__ = ["Run", "simulate", "problem_from_config"]
 
@@ -104,9 +111,19 @@ def simulate(
     spec = AttentionSpec(variant=variant, phi=phi, beta=beta, causal=causal, layout=layout)
     circuit = circuit_for(weights, tokens, spec)
     result = get_backend(backend).run(circuit, tokens, **backend_options)
-    Y_ref = multihead_attention(tokens.X, **weights.arrays(), X_kv=tokens.X_kv, **spec.reference_kwargs(weights))
-    return Run(circuit=circuit, result=result, weights=weights, tokens=tokens, spec=spec,
-               backend=backend, Y_ref=Y_ref, config=dict(config or {}))
+    Y_ref = multihead_attention(
+        tokens.X, **weights.arrays(), X_kv=tokens.X_kv, **spec.reference_kwargs(weights)
+    )
+    return Run(
+        circuit=circuit,
+        result=result,
+        weights=weights,
+        tokens=tokens,
+        spec=spec,
+        backend=backend,
+        Y_ref=Y_ref,
+        config=dict(config or {}),
+    )
 
 
 def problem_from_config(cfg: dict) -> tuple[AttentionWeights, Tokens]:
@@ -114,7 +131,9 @@ def problem_from_config(cfg: dict) -> tuple[AttentionWeights, Tokens]:
     if cfg["weights"]:
         weights = AttentionWeights.load(cfg["weights"])
     else:
-        weights = random_weights(cfg["seed"], cfg["heads"], cfg["d_model"], cfg["d_k"], cfg["d_v"], biases=cfg["biases"])
+        weights = random_weights(
+            cfg["seed"], cfg["heads"], cfg["d_model"], cfg["d_k"], cfg["d_v"], biases=cfg["biases"]
+        )
     if cfg["inputs"]:
         tokens = Tokens.load(cfg["inputs"])
     else:

@@ -2,7 +2,7 @@
 
 Each sub-command lives in its own module under :mod:`ctattn.commands` with a function
 ``register(subparsers)`` that adds its parser and sets ``func(args) -> int``. Bad input
-(:class:`~ctattn.problem.InputError`, a missing file) ends the command with exit status 2 and
+(:class:`~ctattn.core.problem.InputError`, a missing file) ends the command with exit status 2 and
 one line on stderr that names the problem; nothing partial is written (outputs are written to
 a temporary folder and moved into place only when complete).
 """
@@ -13,7 +13,7 @@ import argparse
 import importlib
 import sys
 
-from ctattn.problem import InputError
+from ctattn.core.problem import InputError
 
 __all__ = ["main", "build_parser"]
 
@@ -22,7 +22,9 @@ COMMAND_MODULES = (
     "ctattn.commands.demo",
     "ctattn.commands.describe",
     "ctattn.commands.learning",
-    "ctattn.commands.views",
+    "ctattn.commands.show",
+    "ctattn.commands.figure",
+    "ctattn.commands.lesion",
 )
 
 

@@ -14,7 +14,7 @@ import re
 import sys
 from dataclasses import dataclass
 
-from ctattn.problem import InputError
+from ctattn.core.problem import InputError
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -65,7 +65,7 @@ def parse_duration_ms(name: str, value) -> float:
     elif isinstance(value, str):
         m = re.fullmatch(r"\s*([-+0-9.eE]+)\s*([a-zµ]*)\s*", value)
         if not m or (m.group(2) and m.group(2) not in _UNITS_MS):
-            raise InputError(f"{name}: cannot read {value!r} as a duration (write e.g. \"20 ms\" or \"0.3 s\")")
+            raise InputError(f'{name}: cannot read {value!r} as a duration (write e.g. "20 ms" or "0.3 s")')
         try:
             ms = float(m.group(1)) * _UNITS_MS.get(m.group(2) or "ms", 1.0)
         except ValueError:

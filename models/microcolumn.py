@@ -27,7 +27,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from models.neurons import CellModel, memory_cell, pyramidal_cell
+from ctattn.models.neurons import CellModel, memory_cell, pyramidal_cell
 
 __all__ = ["Microcolumn", "mask_microcolumn", "memory_microcolumn"]
 

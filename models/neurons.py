@@ -8,7 +8,7 @@ Every cell of the circuit is a (possibly two-compartment) rate unit whose steady
 apical tuft in L1 (modulatory input; it multiplies the gain), ``I_s`` shunting inhibition on
 the soma (divisive normalisation; ``/ I_s`` only for divisive cells, with ``0/0 := 0``),
 ``b_b, b_a`` tonic (background) drive. ``f`` is the basal transfer (f-I) function and ``g``
-the apical gain function (:mod:`models.transfer`). A cell with no apical compartment has
+the apical gain function (:mod:`ctattn.models.transfer`). A cell with no apical compartment has
 ``g = 1``: it is a point neuron driven by its basal input alone. That is also what is left of
 a pyramidal cell whose apical tuft has been cut off: the driven response, at baseline gain.
 
@@ -28,8 +28,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 import numpy as np
-
-from models.transfer import Transfer, get_transfer
+from ctattn.models.transfer import Transfer, get_transfer
 
 __all__ = ["CellModel", "relay_cell", "point_neuron", "pyramidal_cell", "inhibitory_pool", "memory_cell"]
 
@@ -64,7 +63,7 @@ class CellModel:
             sites += ("shunt",)
         return sites
 
-    def without_apical(self) -> "CellModel":
+    def without_apical(self) -> CellModel:
         """The same cell with its apical tuft cut off: gain fixed at 1."""
         return replace(self, gain=None)
 

@@ -4,7 +4,7 @@ A spiking cell of the circuit is a leaky integrate-and-fire neuron with *escape 
 (Gerstner & Kistler 2002, ch. 5; the two-compartment neuron of Urbanczik & Senn 2014): its
 compartments integrate their synaptic currents leakily, and it emits spikes as an
 inhomogeneous Poisson process whose instantaneous rate is a known function of the
-compartment potentials, namely the cell's steady-state law of :mod:`models.neurons`::
+compartment potentials, namely the cell's steady-state law of :mod:`ctattn.models.neurons`::
 
     tau_syn ds_x/dt = -s_x + tau_syn sum_k w_k / (n rho_k) sum_spikes delta(t - t_k)  (synapses)
     tau_m  dI_x/dt  = -I_x + s_x                        (compartment x = basal, apical, shunt)
@@ -46,12 +46,12 @@ spikes, i.e. a spike count, during the write phase) and then fire persistently a
 ``rho M``.
 
 Everything here is a string of Brian2 equations; the backend
-(:mod:`circuits.backends.spiking`) builds the network.
+(:mod:`ctattn.circuits.backends.spiking`) builds the network.
 """
 
 from __future__ import annotations
 
-from models.neurons import CellModel
+from ctattn.models.neurons import CellModel
 
 __all__ = ["SITES", "unit_equations", "trace_jump"]
 

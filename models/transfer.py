@@ -12,12 +12,12 @@ gain (inverse temperature); ``linear`` is an unrectified sum (inhibitory pools).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 
-from analysis.feature_maps import FEATURE_MAPS
+from ctattn.core.feature_maps import FEATURE_MAPS
 
 __all__ = ["Transfer", "TRANSFERS", "get_transfer"]
 
@@ -39,15 +39,19 @@ class Transfer:
         arg = f"({x})" if self.slope == 1.0 else f"({self.slope!r}*({x}))"
         return "(" + self.brian2.format(x=arg) + ")"
 
-    def with_slope(self, slope: float) -> "Transfer":
+    def with_slope(self, slope: float) -> Transfer:
         return Transfer(self.name, self.numpy, self.brian2, float(slope))
 
 
 TRANSFERS: dict[str, Transfer] = {
     "relu": Transfer("relu", FEATURE_MAPS["relu"].f, "clip({x}, 0, inf)"),
     # log(1+e^x) = max(x,0) + log(1+e^-|x|): no overflow for large |x|.
-    "softplus": Transfer("softplus", FEATURE_MAPS["softplus"].f, "clip({x}, 0, inf) + log(1 + exp(-abs({x})))"),
-    "elu1": Transfer("elu1", FEATURE_MAPS["elu1"].f, "int({x} > 0)*({x} + 1) + int({x} <= 0)*exp(clip({x}, -inf, 0))"),
+    "softplus": Transfer(
+        "softplus", FEATURE_MAPS["softplus"].f, "clip({x}, 0, inf) + log(1 + exp(-abs({x})))"
+    ),
+    "elu1": Transfer(
+        "elu1", FEATURE_MAPS["elu1"].f, "int({x} > 0)*({x} + 1) + int({x} <= 0)*exp(clip({x}, -inf, 0))"
+    ),
     "exp": Transfer("exp", np.exp, "exp({x})"),
     "linear": Transfer("linear", lambda x: np.asarray(x, dtype=float), "{x}"),
 }

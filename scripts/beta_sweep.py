@@ -3,7 +3,7 @@ r"""Figure: the neuromodulatory gain ``beta`` sharpens the circuit's attention (
 For the standard problem (4 heads, 8 tokens, d_model 16, d_k = d_v = 4, seed 0) and each
 ``beta``, the circuit (``softmax``, mask layout) is simulated and its attention weights are
 read from its own populations (gain cell of column ``j`` over the area's inhibitory pool,
-:func:`analysis.decoding.decode_attention`). The left panel plots the mean entropy of those
+:func:`ctattn.analysis.decoding.decode_attention`). The left panel plots the mean entropy of those
 weights against ``beta`` next to the matrix reference's curve,
 
     H(beta) = mean_i [ -sum_j a_ij log a_ij ],   dH/dbeta = -beta Var_a(s) <= 0,
@@ -35,11 +35,12 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # run as a plain script from a checkout
     sys.path.insert(0, str(ROOT))
 
-from analysis.attention_limits import mean_entropy, softmax_entropy_curve  # noqa: E402
-from analysis.decoding import decode_attention  # noqa: E402
-from analysis.reference import multihead_attention  # noqa: E402
+from ctattn.analysis.attention_limits import mean_entropy, softmax_entropy_curve  # noqa: E402
+from ctattn.analysis.decoding import decode_attention  # noqa: E402
+from ctattn.analysis.reference import multihead_attention  # noqa: E402
+
 from ctattn.api import simulate  # noqa: E402
-from ctattn.problem import random_tokens, random_weights  # noqa: E402
+from ctattn.core.problem import random_tokens, random_weights  # noqa: E402
 
 BETAS = (0.0, 0.125, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0)
 MAP_BETAS = (0.0, 1.0, 16.0)
@@ -59,8 +60,15 @@ def sweep(backend: str, betas, *, causal: bool, seed: int = 0, **options) -> dic
             opts["settle_ms"] = TAU_MS * math.ceil(30 + beta * s_max)
         run = simulate(W, T, backend=backend, variant="softmax", beta=float(beta), causal=causal, **opts)
         A = decode_attention(run.circuit, run.result.window_rates)
-        rows.append(dict(beta=float(beta), entropy=mean_entropy(A), rel_error=run.rel_error, A0=A[0],
-                         settle_ms=opts.get("settle_ms")))
+        rows.append(
+            dict(
+                beta=float(beta),
+                entropy=mean_entropy(A),
+                rel_error=run.rel_error,
+                A0=A[0],
+                settle_ms=opts.get("settle_ms"),
+            )
+        )
     return dict(rows=rows, scores=S, n_kv=T.n_kv)
 
 
@@ -76,10 +84,22 @@ def plot(results: dict, backend: str, out: Path) -> Path:
     dense = np.r_[0.0, np.geomspace(0.02, 40, 200)]
     for (label, causal), color in zip((("non-causal", False), ("causal", True)), ("C0", "C3")):
         res = results[causal]
-        ax.plot(dense, softmax_entropy_curve(res["scores"], dense, causal), color=color, lw=1.5,
-                label=f"reference, {label}")
-        ax.plot([r["beta"] for r in res["rows"]], [r["entropy"] for r in res["rows"]], "o", color=color,
-                mfc="none", ms=8, label=f"circuit ({backend}), {label}")
+        ax.plot(
+            dense,
+            softmax_entropy_curve(res["scores"], dense, causal),
+            color=color,
+            lw=1.5,
+            label=f"reference, {label}",
+        )
+        ax.plot(
+            [r["beta"] for r in res["rows"]],
+            [r["entropy"] for r in res["rows"]],
+            "o",
+            color=color,
+            mfc="none",
+            ms=8,
+            label=f"circuit ({backend}), {label}",
+        )
     n_kv = results[False]["n_kv"]
     ax.axhline(np.log(n_kv), color="0.5", ls="--", lw=1)
     ax.text(0.03, np.log(n_kv) + 0.03, f"uniform (beta -> 0): log {n_kv}", fontsize=8, color="0.3")
@@ -113,8 +133,9 @@ def main(argv=None) -> int:
     ap.add_argument("--backend", choices=["ideal", "rate", "spiking"], default="rate")
     ap.add_argument("--out", default=str(ROOT / "figures" / "beta_entropy.png"))
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--neurons-per-unit", type=int, default=None,
-                    help="spiking only (default: the backend's)")
+    ap.add_argument(
+        "--neurons-per-unit", type=int, default=None, help="spiking only (default: the backend's)"
+    )
     args = ap.parse_args(argv)
     options = {}
     if args.backend == "spiking":
@@ -122,8 +143,10 @@ def main(argv=None) -> int:
         if args.neurons_per_unit:
             options["neurons_per_unit"] = args.neurons_per_unit
     betas = sorted(set(BETAS) | set(MAP_BETAS))
-    results = {causal: sweep(args.backend, betas, causal=causal, seed=args.seed, **options)
-               for causal in (False, True)}
+    results = {
+        causal: sweep(args.backend, betas, causal=causal, seed=args.seed, **options)
+        for causal in (False, True)
+    }
     print(f"| causal | beta | entropy, circuit ({args.backend}) | entropy, reference | rel. error of Y |")
     print("|---|---|---|---|---|")
     for causal, res in results.items():

@@ -17,7 +17,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from analysis.figures import load_figure_config, make_figure  # noqa: E402 - after the path set-up
+from ctattn.figure_configs import load_figure_config, make_figure  # noqa: E402 - after the path set-up
 
 
 def main(argv=None) -> int:

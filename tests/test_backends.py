@@ -11,12 +11,12 @@ import itertools
 
 import numpy as np
 import pytest
+from ctattn.analysis.metrics import relative_error
+from ctattn.analysis.reference import multihead_attention
+from ctattn.circuits.backends import get_backend
+from ctattn.circuits.build import circuit_for
 
-from analysis.metrics import relative_error
-from analysis.reference import multihead_attention
-from circuits.backends import get_backend
-from circuits.build import circuit_for
-from ctattn.problem import AttentionSpec, InputError, random_tokens, random_weights
+from ctattn.core.problem import AttentionSpec, InputError, random_tokens, random_weights
 
 SIZES = dict(n_heads=3, d_model=7, d_k=4, d_v=2)
 N, M = 5, 6
@@ -32,7 +32,9 @@ def _case(variant, layout, causal, cross, heads=3, biases=True, phi="softplus", 
 
 SUPPORTED = [
     (v, lay, c, x)
-    for v, lay, c, x in itertools.product(["linear", "normalized", "softmax"], ["mask", "memory"], [False, True], [False, True])
+    for v, lay, c, x in itertools.product(
+        ["linear", "normalized", "softmax"], ["mask", "memory"], [False, True], [False, True]
+    )
     if not (lay == "memory" and v != "linear")
 ]
 
@@ -63,7 +65,7 @@ def test_rate_backend_error_shrinks_with_settling_time():
 
 
 def test_ideal_backend_never_calls_the_reference(monkeypatch):
-    import analysis.reference as ref
+    import ctattn.analysis.reference as ref
 
     circuit, tokens, _ = _case("softmax", "mask", True, True)
 

@@ -6,12 +6,12 @@ import sys
 
 import numpy as np
 import pytest
+from ctattn.circuits.build import build_circuit, circuit_for
+from ctattn.circuits.description import Circuit, Population, Projection
+from ctattn.circuits.schedule import presentation_schedule
+from ctattn.models.neurons import pyramidal_cell
 
-from circuits.build import build_circuit, circuit_for
-from circuits.description import Circuit, Population, Projection
-from circuits.schedule import presentation_schedule
-from ctattn.problem import AttentionSpec, InputError, random_tokens, random_weights
-from models.neurons import pyramidal_cell
+from ctattn.core.problem import AttentionSpec, InputError, random_tokens, random_weights
 
 
 def _circuit(layout="mask", variant="linear", causal=False, cross=False):
@@ -23,7 +23,7 @@ def _circuit(layout="mask", variant="linear", causal=False, cross=False):
 def test_description_imports_no_simulator():
     _circuit()
     # Brian2 is imported only by the Brian2 backends, never by the description.
-    assert "brian2" not in sys.modules or "circuits.backends.rate" in sys.modules
+    assert "brian2" not in sys.modules or "ctattn.circuits.backends.rate" in sys.modules
 
 
 def test_mask_layout_populations_and_symbols():
@@ -35,7 +35,12 @@ def test_mask_layout_populations_and_symbols():
     assert (L5.n_columns, L5.n_units) == (7, 8)  # ON/OFF pairs of d_v values
     assert L23.layer == "L2/3" and L5.layer == "L5" and L23.region == "cortex"
     symbols = {(q.symbol, q.kind) for q in c.projections}
-    assert {("W_Q[0]", "matrix"), ("W_K[0]", "core"), ("W_V[0]", "core"), ("W_O[1]", "corticothalamic")} <= symbols
+    assert {
+        ("W_Q[0]", "matrix"),
+        ("W_K[0]", "core"),
+        ("W_V[0]", "core"),
+        ("W_O[1]", "corticothalamic"),
+    } <= symbols
     targets = {(q.pre, q.post): q.target for q in c.projections}
     assert targets[("A0.L23", "A0.L5")] == "apical"  # the attention mask lands on the L5 tuft
     assert targets[("A0.pool", "A0.L5")] == "shunt"
@@ -74,7 +79,12 @@ def test_causal_mask_layout_presents_context_in_order():
     assert [w.context for w in sched] == [(0,), (0, 1), (0, 1, 2), (0, 1, 2, 3)]
     sched = presentation_schedule("memory", causal=False, n_tokens=3, n_kv=2, cross=True)
     assert [(w.query, w.write, w.readout) for w in sched] == [
-        (None, 0, False), (None, 1, False), (0, None, True), (1, None, True), (2, None, True)]
+        (None, 0, False),
+        (None, 1, False),
+        (0, None, True),
+        (1, None, True),
+        (2, None, True),
+    ]
 
 
 def test_memory_layout_rejects_softmax_and_circuits_reject_signed_phi():
@@ -94,8 +104,15 @@ def test_description_validates_wiring():
     with pytest.raises(ValueError, match="apical"):
         Circuit((a, b), (Projection("a", "b", "apical", np.ones((4, 3)), "same", "local", "W"),), "b", ())
     with pytest.raises(ValueError, match="recurrent"):
-        Circuit((a, b), (Projection("a", "b", "basal", np.ones((4, 3)), "same", "local", "W"),
-                         Projection("b", "a", "basal", np.ones((3, 4)), "same", "local", "W")), "b", ()).order()
+        Circuit(
+            (a, b),
+            (
+                Projection("a", "b", "basal", np.ones((4, 3)), "same", "local", "W"),
+                Projection("b", "a", "basal", np.ones((3, 4)), "same", "local", "W"),
+            ),
+            "b",
+            (),
+        ).order()
 
 
 def test_weights_are_read_only():

@@ -6,10 +6,10 @@ import json
 
 import numpy as np
 import pytest
+from ctattn.analysis.reference import multihead_attention
 
-from analysis.reference import multihead_attention
 from ctattn.cli import main
-from ctattn.problem import random_tokens, random_weights
+from ctattn.core.problem import random_tokens, random_weights
 
 
 def run_json(capsys, *argv) -> dict:
@@ -29,7 +29,9 @@ def fail(capsys, *argv) -> str:
 
 
 def test_json_has_the_contract_keys(capsys):
-    s = run_json(capsys, "--heads", "2", "--tokens", "5", "--d-model", "6", "--d-k", "3", "--d-v", "4", "--seed", "3")
+    s = run_json(
+        capsys, "--heads", "2", "--tokens", "5", "--d-model", "6", "--d-k", "3", "--d-v", "4", "--seed", "3"
+    )
     for key in ("backend", "variant", "layout", "rel_error", "max_abs_error", "n_neurons", "wall_s", "seed"):
         assert key in s
     assert s["backend"] == "ideal" and s["seed"] == 3 and s["rel_error"] < 1e-12
@@ -41,8 +43,20 @@ def test_weights_and_inputs_files_cross_attention(tmp_path, capsys):
     T = random_tokens(5, 4, 6, n_kv=7)
     W.save(tmp_path / "W.npz")
     T.save(tmp_path / "X.npz")
-    s = run_json(capsys, "--weights", str(tmp_path / "W.npz"), "--inputs", str(tmp_path / "X.npz"),
-                 "--variant", "softmax", "--causal", "--backend", "rate", "--out", str(tmp_path / "out"))
+    s = run_json(
+        capsys,
+        "--weights",
+        str(tmp_path / "W.npz"),
+        "--inputs",
+        str(tmp_path / "X.npz"),
+        "--variant",
+        "softmax",
+        "--causal",
+        "--backend",
+        "rate",
+        "--out",
+        str(tmp_path / "out"),
+    )
     assert s["cross"] and s["n_kv"] == 7 and s["beta"] == 0.9 and s["rel_error"] < 1e-6
     with np.load(tmp_path / "out" / "result.npz") as r:
         Y_ref = multihead_attention(T.X, **W.arrays(), X_kv=T.X_kv, variant="softmax", beta=0.9, causal=True)
@@ -55,8 +69,22 @@ def test_weights_and_inputs_files_cross_attention(tmp_path, capsys):
 
 @pytest.mark.parametrize("backend", ["ideal", "rate"])
 def test_rerun_from_manifest_reproduces_Y_exactly(tmp_path, capsys, backend):
-    run_json(capsys, "--backend", backend, "--tokens", "4", "--heads", "2", "--layout", "memory", "--causal",
-             "--seed", "9", "--out", str(tmp_path / "a"))
+    run_json(
+        capsys,
+        "--backend",
+        backend,
+        "--tokens",
+        "4",
+        "--heads",
+        "2",
+        "--layout",
+        "memory",
+        "--causal",
+        "--seed",
+        "9",
+        "--out",
+        str(tmp_path / "a"),
+    )
     run_json(capsys, "--config", str(tmp_path / "a" / "manifest.json"), "--out", str(tmp_path / "b"))
     with np.load(tmp_path / "a" / "result.npz") as a, np.load(tmp_path / "b" / "result.npz") as b:
         np.testing.assert_array_equal(a["Y"], b["Y"])
@@ -117,5 +145,11 @@ def test_human_readable_output(capsys):
 def test_describe_lists_anatomy(capsys):
     assert main(["describe", "--heads", "2", "--tokens", "3", "--variant", "softmax"]) == 0
     out = capsys.readouterr().out
-    for needle in ("A1.L23", "superficial (L2/3)", "higher-order thalamic relay", "W_O[1]", "corticothalamic"):
+    for needle in (
+        "A1.L23",
+        "superficial (L2/3)",
+        "higher-order thalamic relay",
+        "W_O[1]",
+        "corticothalamic",
+    ):
         assert needle in out

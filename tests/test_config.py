@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from analysis.figures import FIGURE_NAMES, default_config_path, load_figure_config
 from ctattn.config import RunConfig, load_config, parse_duration_ms, validate_config
-from ctattn.problem import InputError
+from ctattn.core.problem import InputError
+from ctattn.figure_configs import FIGURE_NAMES, default_config_path, load_figure_config
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 RUN_CONFIGS = sorted(CONFIGS.glob("*.toml"))

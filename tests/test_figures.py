@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from ctattn.analysis import figures
+from ctattn.analysis.experiments import PREDICTIONS, run_prediction
 
-from analysis import figures
-from analysis.experiments import PREDICTIONS, run_prediction
 from ctattn.api import simulate
-from ctattn.problem import random_tokens, random_weights
+from ctattn.core.problem import random_tokens, random_weights
 
 MAX_BYTES = 200_000
 
@@ -31,7 +31,8 @@ def checked(monkeypatch):
         saved.append(out)
         return out
 
-    monkeypatch.setattr(figures, "save", save)
+    for module in (figures.activity, figures.comparison, figures.experiments):  # each family saves its own
+        monkeypatch.setattr(module, "save", save)
     return saved
 
 
@@ -99,8 +100,8 @@ def test_spiking_run_figures(tmp_path, checked, spiking_run):
 
 
 def test_raster_groups_populations_and_shows_silence(tmp_path, checked, spiking_run):
-    from analysis.lesions import lesion
-    from circuits.backends import get_backend
+    from ctattn.analysis.lesions import lesion
+    from ctattn.circuits.backends import get_backend
 
     circuit = lesion(spiking_run.circuit, silence=["L23"], area=1)
     result = get_backend("spiking").run(
@@ -123,11 +124,11 @@ def test_raster_groups_populations_and_shows_silence(tmp_path, checked, spiking_
         captured["texts"] = [t.get_text() for t in fig.axes[0].texts]
         return original(fig, path, **kw)
 
-    figures.save, saved = keep, figures.save
+    figures.activity.save, saved = keep, figures.activity.save
     try:
         figures.raster(circuit, result, tmp_path / "raster.png")
     finally:
-        figures.save = saved
+        figures.activity.save = saved
     labels = captured["labels"]
     order = [
         next(k for k, lab in enumerate(labels) if lab.startswith(prefix))

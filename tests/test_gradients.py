@@ -12,20 +12,20 @@ import itertools
 
 import numpy as np
 import pytest
-
-from analysis.feature_maps import FEATURE_MAPS, get_feature_map
-from analysis.gradients import (
+from ctattn.analysis.gradients import (
     attention_gradients,
     backward,
     finite_difference_gradients,
     flatten,
     squared_error,
 )
-from analysis.reference import causal_mask, multihead_attention
-from circuits.backends import get_backend
-from circuits.build import circuit_for
-from ctattn.problem import AttentionSpec, Tokens, random_tokens, random_weights
-from ctattn.seeding import rng_for
+from ctattn.analysis.reference import causal_mask, multihead_attention
+from ctattn.circuits.backends import get_backend
+from ctattn.circuits.build import circuit_for
+
+from ctattn.core.feature_maps import FEATURE_MAPS, get_feature_map
+from ctattn.core.problem import AttentionSpec, Tokens, random_tokens, random_weights
+from ctattn.core.seeding import rng_for
 
 H, D_K, D_V, N, D, M = 2, 3, 4, 5, 6, 7
 STEP = 1e-5
@@ -130,7 +130,7 @@ def test_normalized_zero_partition_convention():
 
 def _formula_gradients(arrays, X, T, variant, phi, causal):
     """MODEL.md section 4 written out token by token (linear and normalized), as a second,
-    loop-based implementation that shares no code with analysis.gradients."""
+    loop-based implementation that shares no code with ctattn.analysis.gradients."""
     fm = get_feature_map(phi)
     tr = multihead_attention(X, **arrays, variant=variant, phi=phi, causal=causal, trace=True)
     n = X.shape[0]

@@ -6,9 +6,8 @@ import json
 
 import numpy as np
 import pytest
-
-from analysis.gradients import attention_gradients, finite_difference_gradients
-from analysis.learning import (
+from ctattn.analysis.gradients import attention_gradients, finite_difference_gradients
+from ctattn.analysis.learning import (
     DEFAULTS,
     SGD,
     Adam,
@@ -21,10 +20,11 @@ from analysis.learning import (
     teacher_task,
     train,
 )
-from analysis.reference import multihead_attention
+from ctattn.analysis.reference import multihead_attention
+
 from ctattn.cli import build_parser, main
-from ctattn.problem import AttentionWeights, InputError, random_tokens, random_weights
-from ctattn.seeding import rng_for
+from ctattn.core.problem import AttentionWeights, InputError, random_tokens, random_weights
+from ctattn.core.seeding import rng_for
 
 # Small problems with pairwise-distinct sizes: H=2, d_k=3, d_v=4, N=5, D=6 (7 symbols).
 SMALL = dict(n_heads=2, d_k=3, d_v=4, n_tokens=5, d_model=6, n_sequences=3)
@@ -134,9 +134,13 @@ def test_zero_steps_leave_the_weights_alone():
 def test_bad_training_options_name_the_field():
     task = teacher_task(2, **SMALL)
     start = random_weights(2, 2, 6, 3, 4)
-    for kw, field in ((dict(rule="hebb"), "rule"), (dict(feedback="none"), "feedback"),
-                      (dict(optimizer="lbfgs"), "optimizer"), (dict(lr=-1.0), "lr"),
-                      (dict(steps=-3), "steps")):
+    for kw, field in (
+        (dict(rule="hebb"), "rule"),
+        (dict(feedback="none"), "feedback"),
+        (dict(optimizer="lbfgs"), "optimizer"),
+        (dict(lr=-1.0), "lr"),
+        (dict(steps=-3), "steps"),
+    ):
         with pytest.raises(InputError, match=field):
             train(task, start, **kw)
 
@@ -172,20 +176,32 @@ def _grad_files(tmp_path, biases=True, cross=True):
 
 
 def _grad_args(tmp_path, *extra):
-    return ["grad", "--weights", str(tmp_path / "W.npz"), "--inputs", str(tmp_path / "X.npz"),
-            "--targets", str(tmp_path / "T.npz"), "--out", str(tmp_path / "G.npz"), *extra]
+    return [
+        "grad",
+        "--weights",
+        str(tmp_path / "W.npz"),
+        "--inputs",
+        str(tmp_path / "X.npz"),
+        "--targets",
+        str(tmp_path / "T.npz"),
+        "--out",
+        str(tmp_path / "G.npz"),
+        *extra,
+    ]
 
 
 @pytest.mark.parametrize("biases", [False, True])
 def test_cli_grad_writes_the_gradients(tmp_path, biases):
     weights, tokens, T = _grad_files(tmp_path, biases=biases)
     assert main(_grad_args(tmp_path, "--variant", "normalized", "--phi", "sin", "--causal")) == 0
-    expected = attention_gradients(tokens.X, T, **weights.arrays(), variant="normalized", phi="sin",
-                                   causal=True, X_kv=tokens.X_kv)
+    expected = attention_gradients(
+        tokens.X, T, **weights.arrays(), variant="normalized", phi="sin", causal=True, X_kv=tokens.X_kv
+    )
     with np.load(tmp_path / "G.npz") as G:
         keys = set(G.files)
         assert keys == {"dW_Q", "dW_K", "dW_V", "dW_O", "loss"} | (
-            {"db_Q", "db_K", "db_V", "db_O"} if biases else set())
+            {"db_Q", "db_K", "db_V", "db_O"} if biases else set()
+        )
         for k in expected.grads:
             np.testing.assert_allclose(G[k], expected[k], rtol=1e-13)
         assert float(G["loss"]) == pytest.approx(expected.loss, rel=1e-13)
@@ -196,8 +212,9 @@ def test_cli_grad_beta(tmp_path, capsys):
     assert main(_grad_args(tmp_path, "--variant", "softmax", "--beta", "0.3", "--json")) == 0
     summary = json.loads(capsys.readouterr().out)
     assert summary["beta"] == 0.3
-    expected = attention_gradients(tokens.X, T, **weights.arrays(), variant="softmax", beta=0.3,
-                                   X_kv=tokens.X_kv)
+    expected = attention_gradients(
+        tokens.X, T, **weights.arrays(), variant="softmax", beta=0.3, X_kv=tokens.X_kv
+    )
     with np.load(tmp_path / "G.npz") as G:
         np.testing.assert_allclose(G["dW_K"], expected["dW_K"], rtol=1e-13)
 
@@ -232,9 +249,34 @@ def test_cli_grad_unknown_phi(tmp_path, capsys):
 # -- CLI: train -------------------------------------------------------------------------------
 def test_cli_train_json_and_outputs(tmp_path, capsys):
     out = tmp_path / "run"
-    args = ["train", "--task", "next-token", "--rule", "local", "--steps", "5", "--heads", "2",
-            "--tokens", "4", "--d-model", "6", "--d-k", "3", "--d-v", "5", "--symbols", "7", "--seed", "3",
-            "--check-backend", "none", "--out", str(out), "--json"]
+    args = [
+        "train",
+        "--task",
+        "next-token",
+        "--rule",
+        "local",
+        "--steps",
+        "5",
+        "--heads",
+        "2",
+        "--tokens",
+        "4",
+        "--d-model",
+        "6",
+        "--d-k",
+        "3",
+        "--d-v",
+        "5",
+        "--symbols",
+        "7",
+        "--seed",
+        "3",
+        "--check-backend",
+        "none",
+        "--out",
+        str(out),
+        "--json",
+    ]
     assert main(args) == 0
     lines = capsys.readouterr().out.strip().splitlines()
     assert len(lines) == 1
@@ -255,8 +297,13 @@ def test_cli_train_json_and_outputs(tmp_path, capsys):
 
 @pytest.mark.parametrize(
     "extra,field",
-    [(["--phi", "sin"], "phi"), (["--steps", "-1"], "--steps"), (["--heads", "0"], "--heads"),
-     (["--task", "copy"], "task"), (["--lr", "0"], "lr")],
+    [
+        (["--phi", "sin"], "phi"),
+        (["--steps", "-1"], "--steps"),
+        (["--heads", "0"], "--heads"),
+        (["--task", "copy"], "task"),
+        (["--lr", "0"], "lr"),
+    ],
 )
 def test_cli_train_bad_input(tmp_path, capsys, extra, field):
     out = tmp_path / "run"

@@ -18,18 +18,18 @@ import itertools
 
 import numpy as np
 import pytest
-
-from analysis.experiments import (
+from ctattn.analysis.experiments import (
     CROSS_PROBLEM,
     PREDICTIONS,
     cross_reading_circuit,
     cross_reading_terms,
     run_prediction,
 )
-from analysis.lesions import LESION_TARGETS, lesion, predicted_output, relative_change
-from circuits.backends import get_backend
-from circuits.build import circuit_for
-from ctattn.problem import AttentionSpec, InputError, random_tokens, random_weights
+from ctattn.analysis.lesions import LESION_TARGETS, lesion, predicted_output, relative_change
+from ctattn.circuits.backends import get_backend
+from ctattn.circuits.build import circuit_for
+
+from ctattn.core.problem import AttentionSpec, InputError, random_tokens, random_weights
 
 SIZES = dict(n_heads=3, d_model=7, d_k=4, d_v=2)  # pairwise distinct; N = 5, M = 6
 EXACT = 1e-6
@@ -276,7 +276,7 @@ def test_the_prediction_check_rejects_a_wrong_lesion():
 
 # -- spiking, with replicates: the statistical comparison of analysis/statistics.py --------------
 REPLICATE_SEEDS = (11, 12, 13, 14)
-MAIN_LESIONS = {  # key: (variant, targets, area), on the problem of analysis.experiments
+MAIN_LESIONS = {  # key: (variant, targets, area), on the problem of ctattn.analysis.experiments
     "P1": ("softmax", ["L23"], 1),
     "P2": ("linear", ["apical"], 1),
     "P3": ("normalized", ["area"], 1),
@@ -285,7 +285,7 @@ MAIN_LESIONS = {  # key: (variant, targets, area), on the problem of analysis.ex
 
 
 def _lesioned_problem(key):
-    from analysis.experiments import PROBLEM
+    from ctattn.analysis.experiments import PROBLEM
 
     if key == "P5":
         W = random_weights(0, 2, CROSS_PROBLEM["d_model"], CROSS_PROBLEM["d_k"], CROSS_PROBLEM["d_v"])
@@ -310,8 +310,8 @@ def test_lesioned_spiking_output_is_the_prediction_statistically(key):
     prediction for the lesion (Bonferroni-corrected t scores with the replicates' standard
     errors, the spiking backend's bias budget, alpha = 1 %), and the same test rejects the
     intact output (the lesion's effect is not within the noise)."""
-    from analysis.statistics import Replicates, compare
-    from circuits.backends.spiking import BIAS_BUDGET, DEFAULTS, RATE_SCALE_HZ
+    from ctattn.analysis.statistics import Replicates, compare
+    from ctattn.circuits.backends.spiking import BIAS_BUDGET, DEFAULTS, RATE_SCALE_HZ
 
     tokens, circuit, Y_pred, Y_intact = _lesioned_problem(key)
     runs = [get_backend("spiking").run(circuit, tokens, seed=s) for s in REPLICATE_SEEDS]

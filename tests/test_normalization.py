@@ -7,7 +7,7 @@ In each area (head), one L5 gain cell per column reports ``s_ij`` to an inhibito
 Tolerances: the ideal backend is exact up to round-off (1e-12); the rate backend settles for
 30 tau per token window and starts every window from rest, leaving ~1e-8 relative (the
 issue's bound, used here, is 1e-6). Attention weights are read from the circuit's own L5g and
-pool populations (:func:`analysis.decoding.decode_attention`), never from the reference.
+pool populations (:func:`ctattn.analysis.decoding.decode_attention`), never from the reference.
 Sizes are pairwise distinct: H=2, d_k=3, d_v=5, N=7, D=9, M=4 (cross-attention).
 """
 
@@ -17,14 +17,14 @@ import json
 
 import numpy as np
 import pytest
+from ctattn.analysis.attention_limits import visible_mask
+from ctattn.analysis.decoding import decode_attention, decode_scores
+from ctattn.analysis.metrics import relative_error
+from ctattn.analysis.reference import multihead_attention
 
-from analysis.attention_limits import visible_mask
-from analysis.decoding import decode_attention, decode_scores
-from analysis.metrics import relative_error
-from analysis.reference import multihead_attention
 from ctattn.api import simulate
 from ctattn.cli import main
-from ctattn.problem import AttentionWeights, Tokens, random_tokens, random_weights
+from ctattn.core.problem import AttentionWeights, Tokens, random_tokens, random_weights
 
 H, D_K, D_V, N, D, M = 2, 3, 5, 7, 9, 4
 TOL = {"ideal": 1e-12, "rate": 1e-6}
@@ -37,8 +37,9 @@ def _problem(seed: int, *, cross: bool, biases: bool = True, n_tokens: int = N):
 
 
 def _reference(W, T, *, phi="relu", causal=False):
-    return multihead_attention(T.X, **W.arrays(), X_kv=T.X_kv, variant="normalized", phi=phi, causal=causal,
-                               trace=True)
+    return multihead_attention(
+        T.X, **W.arrays(), X_kv=T.X_kv, variant="normalized", phi=phi, causal=causal, trace=True
+    )
 
 
 def _zero_row_problem():
@@ -101,10 +102,14 @@ def test_circuit_divides_by_shunting_inhibition():
     # normalisation makes the weights invariant to the scale of the queries (relu is homogeneous)
     # while the pool's rate scales with it: the division happens in the circuit
     run3 = simulate(W.replace(W_Q=3 * W.W_Q, b_Q=3 * W.b_Q), T, backend="ideal", variant="normalized")
-    np.testing.assert_allclose(decode_attention(run3.circuit, run3.result.window_rates),
-                               decode_attention(c, run.result.window_rates), rtol=1e-12)
-    np.testing.assert_allclose(run3.result.window_rates["A0.pool"], 3 * run.result.window_rates["A0.pool"],
-                               rtol=1e-12)
+    np.testing.assert_allclose(
+        decode_attention(run3.circuit, run3.result.window_rates),
+        decode_attention(c, run.result.window_rates),
+        rtol=1e-12,
+    )
+    np.testing.assert_allclose(
+        run3.result.window_rates["A0.pool"], 3 * run.result.window_rates["A0.pool"], rtol=1e-12
+    )
 
 
 @pytest.mark.parametrize("backend", ["ideal", "rate"])
@@ -129,8 +134,9 @@ def test_one_token_has_weight_one(backend):
     A = decode_attention(run.circuit, run.result.window_rates)
     np.testing.assert_allclose(A, 1.0, atol=TOL[backend])
     v = np.einsum("hvd,d->hv", W.W_V, T.X[0]) + W.b_V
-    np.testing.assert_allclose(run.Y[0], np.einsum("hdv,hv->d", W.W_O, v) + W.b_O, rtol=0,
-                               atol=TOL[backend] * np.abs(run.Y).max())
+    np.testing.assert_allclose(
+        run.Y[0], np.einsum("hdv,hv->d", W.W_O, v) + W.b_O, rtol=0, atol=TOL[backend] * np.abs(run.Y).max()
+    )
     # cross-attention to one key/value token: every query gives it weight 1
     T1 = Tokens(X=random_tokens(6, 5, D).X, X_kv=T.X)
     run1 = simulate(W, T1, backend="ideal", variant="normalized", phi="softplus", causal=True)
@@ -157,9 +163,20 @@ def test_cli_weights_file_with_biases(tmp_path, capsys):
     assert W.has_biases
     W.save(tmp_path / "W.npz")
     T.save(tmp_path / "X.npz")
-    s = _run_json(capsys, "--backend", "rate", "--variant", "normalized", "--causal",
-                  "--weights", str(tmp_path / "W.npz"), "--inputs", str(tmp_path / "X.npz"),
-                  "--out", str(tmp_path / "out"))
+    s = _run_json(
+        capsys,
+        "--backend",
+        "rate",
+        "--variant",
+        "normalized",
+        "--causal",
+        "--weights",
+        str(tmp_path / "W.npz"),
+        "--inputs",
+        str(tmp_path / "X.npz"),
+        "--out",
+        str(tmp_path / "out"),
+    )
     assert s["variant"] == "normalized" and s["cross"] and s["causal"] and s["beta"] is None
     assert s["rel_error"] < 1e-6
     loaded = AttentionWeights.load(tmp_path / "W.npz")

@@ -1,8 +1,8 @@
 """Local plasticity rules read from the circuit's populations (MODEL.md section 4).
 
-The rules of :mod:`analysis.plasticity` see only one window's rates and the target at the
+The rules of :mod:`ctattn.analysis.plasticity` see only one window's rates and the target at the
 higher-order relay. With symmetric feedback and the weights held fixed, their updates summed
-over a sequence's windows must equal the exact gradient of :mod:`analysis.gradients` (a
+over a sequence's windows must equal the exact gradient of :mod:`ctattn.analysis.gradients` (a
 different code path that reads no circuit); one window's update must equal the gradient of
 that token's own error. Sizes pairwise distinct: H=2, d_k=3, d_v=4, N=5, D=6, M=7.
 """
@@ -13,17 +13,17 @@ import ast
 import inspect
 import itertools
 
+import ctattn.analysis.plasticity as plasticity
 import numpy as np
 import pytest
+from ctattn.analysis.gradients import attention_gradients, flatten
+from ctattn.analysis.learning import _cosine, local_gradient, make_task, train
+from ctattn.analysis.plasticity import Feedback, local_gradients, read_head
+from ctattn.circuits.backends import get_backend
+from ctattn.circuits.build import circuit_for
 
-import analysis.plasticity as plasticity
-from analysis.gradients import attention_gradients, flatten
-from analysis.learning import _cosine, local_gradient, make_task, train
-from analysis.plasticity import Feedback, local_gradients, read_head
-from circuits.backends import get_backend
-from circuits.build import circuit_for
-from ctattn.problem import AttentionSpec, random_tokens, random_weights
-from ctattn.seeding import rng_for
+from ctattn.core.problem import AttentionSpec, random_tokens, random_weights
+from ctattn.core.seeding import rng_for
 
 H, D_K, D_V, N, D, M = 2, 3, 4, 5, 6, 7
 BIASES = ("b_Q", "b_K", "b_V", "b_O")
@@ -86,18 +86,20 @@ def test_one_window_is_the_gradient_of_its_own_token(variant):
         g = local_gradients(circuit, _window(result, k), T[i], feedback, biases=present)
         T_i = result.Y.copy()  # every other token's error is zero
         T_i[i] = T[i]
-        exact = attention_gradients(tokens.X, T_i, **weights.arrays(), **spec.reference_kwargs(weights),
-                                    X_kv=tokens.X_kv)
+        exact = attention_gradients(
+            tokens.X, T_i, **weights.arrays(), **spec.reference_kwargs(weights), X_kv=tokens.X_kv
+        )
         _assert_close(g, exact.grads)
 
 
 def test_read_head_gives_the_paper_quantities():
     """The signals read from populations are q_i, k_j, v_j, a_ij, u_i, y_i of the reference."""
-    from analysis.reference import multihead_attention
+    from ctattn.analysis.reference import multihead_attention
 
     weights, tokens, T, spec, circuit, result, _ = _setup(23, "normalized", "elu1", False, True, True)
-    trace = multihead_attention(tokens.X, **weights.arrays(), **spec.reference_kwargs(weights),
-                                X_kv=tokens.X_kv, trace=True)
+    trace = multihead_attention(
+        tokens.X, **weights.arrays(), **spec.reference_kwargs(weights), X_kv=tokens.X_kv, trace=True
+    )
     for k, window in enumerate(circuit.schedule):
         i = window.query
         for h in range(H):
@@ -128,7 +130,7 @@ def test_random_feedback_changes_only_the_rules_that_use_it():
 
 
 def test_the_rules_never_call_the_exact_gradient_or_the_reference():
-    """Honest locality: analysis.plasticity imports neither analysis.gradients nor the reference."""
+    """Honest locality: ctattn.analysis.plasticity imports neither ctattn.analysis.gradients nor the reference."""
     tree = ast.parse(inspect.getsource(plasticity))
     imported = set()
     for node in ast.walk(tree):
@@ -136,7 +138,11 @@ def test_the_rules_never_call_the_exact_gradient_or_the_reference():
             imported.add(node.module)
         elif isinstance(node, ast.Import):
             imported.update(alias.name for alias in node.names)
-    assert not imported & {"analysis.gradients", "analysis.reference", "analysis.learning"}, imported
+    assert not imported & {
+        "ctattn.analysis.gradients",
+        "ctattn.analysis.reference",
+        "ctattn.analysis.learning",
+    }, imported
 
 
 def test_local_rule_is_unchanged_by_monitoring():
@@ -154,7 +160,7 @@ def test_feedback_alignment_is_an_approximation_that_is_measured():
     """Random feedback: the summed local updates are not the gradient (cosine < 1), W_O's are."""
     task = make_task("teacher", 5, n_heads=2, n_tokens=4, d_model=5, d_k=3, d_v=2, n_sequences=2)
     weights = random_weights(5, 2, 5, 3, 2)
-    from analysis.learning import exact_gradient
+    from ctattn.analysis.learning import exact_gradient
 
     _, exact = exact_gradient(weights, task)
     rnd = local_gradient(weights, task, Feedback.create("random", weights.W_O, seed=5))

@@ -5,8 +5,15 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from ctattn.problem import AttentionSpec, AttentionWeights, InputError, Tokens, random_tokens, random_weights
-from ctattn.seeding import rng_for
+from ctattn.core.problem import (
+    AttentionSpec,
+    AttentionWeights,
+    InputError,
+    Tokens,
+    random_tokens,
+    random_weights,
+)
+from ctattn.core.seeding import rng_for
 
 
 def test_weight_shapes_are_checked_by_name():
@@ -33,8 +40,13 @@ def test_tokens_are_checked():
 
 
 def test_spec_is_checked():
-    for kw, field in [(dict(variant="x"), "variant"), (dict(phi="x"), "phi"), (dict(layout="x"), "layout"),
-                      (dict(beta=float("nan")), "beta"), (dict(causal="yes"), "causal")]:
+    for kw, field in [
+        (dict(variant="x"), "variant"),
+        (dict(phi="x"), "phi"),
+        (dict(layout="x"), "layout"),
+        (dict(beta=float("nan")), "beta"),
+        (dict(causal="yes"), "causal"),
+    ]:
         with pytest.raises(InputError, match=field):
             AttentionSpec(**kw)
 

@@ -10,9 +10,9 @@ import itertools
 
 import numpy as np
 import pytest
+from ctattn.analysis.reference import attention_weights, causal_mask, kv_memory_attention, multihead_attention
 
-from analysis.feature_maps import FEATURE_MAPS, get_feature_map
-from analysis.reference import attention_weights, causal_mask, kv_memory_attention, multihead_attention
+from ctattn.core.feature_maps import FEATURE_MAPS, get_feature_map
 
 H, N, M, D, DK, DV = 2, 5, 7, 11, 3, 4
 
@@ -25,8 +25,12 @@ def _weights(rng, biases=True):
         W_O=rng.normal(size=(H, D, DV)) / np.sqrt(DV),
     )
     if biases:
-        W.update(b_Q=rng.normal(size=(H, DK)), b_K=rng.normal(size=(H, DK)),
-                 b_V=rng.normal(size=(H, DV)), b_O=rng.normal(size=D))
+        W.update(
+            b_Q=rng.normal(size=(H, DK)),
+            b_K=rng.normal(size=(H, DK)),
+            b_V=rng.normal(size=(H, DV)),
+            b_O=rng.normal(size=D),
+        )
     return W
 
 
@@ -64,9 +68,16 @@ def _naive(X, X_kv, W, variant, phi, beta, causal):
 
 @pytest.mark.parametrize(
     "variant,phi,causal,cross",
-    [(v, p, c, x) for v, p, c, x in itertools.product(
-        ["linear", "normalized", "softmax"], ["relu", "softplus", "elu1", "sin"], [False, True], [False, True])
-     if not (v == "normalized" and p == "sin")],  # sin scores can sum to 0: normalisation undefined
+    [
+        (v, p, c, x)
+        for v, p, c, x in itertools.product(
+            ["linear", "normalized", "softmax"],
+            ["relu", "softplus", "elu1", "sin"],
+            [False, True],
+            [False, True],
+        )
+        if not (v == "normalized" and p == "sin")
+    ],  # sin scores can sum to 0: normalisation undefined
 )
 def test_matches_naive_loops(rng, variant, phi, causal, cross):
     W = _weights(rng)
@@ -83,7 +94,9 @@ def test_heads_add_up(rng):
     W = _weights(rng, biases=False)
     X = rng.normal(size=(N, D))
     total = multihead_attention(X, **W, variant="softmax")
-    parts = sum(multihead_attention(X, **{k: v[h : h + 1] for k, v in W.items()}, variant="softmax") for h in range(H))
+    parts = sum(
+        multihead_attention(X, **{k: v[h : h + 1] for k, v in W.items()}, variant="softmax") for h in range(H)
+    )
     np.testing.assert_allclose(total, parts, rtol=1e-12, atol=1e-13)
 
 

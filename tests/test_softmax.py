@@ -11,7 +11,7 @@ of settling from rest is ~1e-8). Large ``beta`` needs longer settling in the rat
 window starts from rest, where every score is 0 and every gain is ``exp(0) = 1``, and that
 transient must decay below the row's partition function ``Z_i >= exp(beta max_j s_ij)``,
 i.e. ``T_settle / tau >~ 25 - beta min_i max_j s_ij``; the large-``beta`` test uses 60 tau.
-Every attention map is read from the circuit's own populations (:mod:`analysis.decoding`).
+Every attention map is read from the circuit's own populations (:mod:`ctattn.analysis.decoding`).
 Sizes are pairwise distinct: H=2, d_k=3, d_v=5, N=7, D=9, M=4 (cross-attention).
 """
 
@@ -21,8 +21,7 @@ import json
 
 import numpy as np
 import pytest
-
-from analysis.attention_limits import (
+from ctattn.analysis.attention_limits import (
     argmax_bound,
     hard_attention,
     mean_entropy,
@@ -30,12 +29,13 @@ from analysis.attention_limits import (
     uniform_attention,
     visible_mask,
 )
-from analysis.decoding import decode_attention, decode_scores
-from analysis.metrics import attention_entropy, relative_error
-from analysis.reference import multihead_attention
+from ctattn.analysis.decoding import decode_attention, decode_scores
+from ctattn.analysis.metrics import attention_entropy, relative_error
+from ctattn.analysis.reference import multihead_attention
+
 from ctattn.api import simulate
 from ctattn.cli import main
-from ctattn.problem import AttentionWeights, Tokens, random_tokens, random_weights
+from ctattn.core.problem import AttentionWeights, Tokens, random_tokens, random_weights
 
 H, D_K, D_V, N, D, M = 2, 3, 5, 7, 9, 4
 TOL = {"ideal": 1e-12, "rate": 1e-6}
@@ -49,8 +49,9 @@ def _problem(seed: int, *, cross: bool, biases: bool = True, n_tokens: int = N, 
 
 
 def _reference(W, T, beta, *, causal=False):
-    return multihead_attention(T.X, **W.arrays(), X_kv=T.X_kv, variant="softmax", beta=beta, causal=causal,
-                               trace=True)
+    return multihead_attention(
+        T.X, **W.arrays(), X_kv=T.X_kv, variant="softmax", beta=beta, causal=causal, trace=True
+    )
 
 
 def _attention(run) -> np.ndarray:
@@ -178,8 +179,9 @@ def test_one_token_has_weight_one(backend):
     run = simulate(W, T, backend=backend, variant="softmax", beta=5.0)
     np.testing.assert_allclose(_attention(run), 1.0, atol=TOL[backend])
     v = np.einsum("hvd,d->hv", W.W_V, T.X[0]) + W.b_V
-    np.testing.assert_allclose(run.Y[0], np.einsum("hdv,hv->d", W.W_O, v) + W.b_O, rtol=0,
-                               atol=TOL[backend] * np.abs(run.Y).max())
+    np.testing.assert_allclose(
+        run.Y[0], np.einsum("hdv,hv->d", W.W_O, v) + W.b_O, rtol=0, atol=TOL[backend] * np.abs(run.Y).max()
+    )
     # cross-attention to a single key/value token: weight 1 for every query, at any beta
     T1 = Tokens(X=random_tokens(18, 6, D).X, X_kv=T.X)
     for beta in (0.0, 40.0):
@@ -226,8 +228,14 @@ def test_cli_beta_from_weights_file_and_flag(tmp_path, capsys):
     W, T = _problem(20, cross=False)
     W.replace(beta=1.7).save(tmp_path / "W.npz")
     T.save(tmp_path / "X.npz")
-    files = ["--weights", str(tmp_path / "W.npz"), "--inputs", str(tmp_path / "X.npz"),
-             "--variant", "softmax"]
+    files = [
+        "--weights",
+        str(tmp_path / "W.npz"),
+        "--inputs",
+        str(tmp_path / "X.npz"),
+        "--variant",
+        "softmax",
+    ]
     assert AttentionWeights.load(tmp_path / "W.npz").beta == 1.7
     s = _run_json(capsys, *files, "--backend", "rate", "--causal", "--out", str(tmp_path / "file"))
     assert s["beta"] == 1.7 and s["rel_error"] < 1e-6
@@ -237,15 +245,19 @@ def test_cli_beta_from_weights_file_and_flag(tmp_path, capsys):
         np.testing.assert_allclose(a["Y"], _reference(W, T, 1.7, causal=True).Y, rtol=0, atol=1e-6)
         np.testing.assert_allclose(b["Y"], _reference(W, T, 0.3, causal=True).Y, rtol=0, atol=1e-12)
         assert relative_error(a["Y"], b["Y"]) > 0.01  # beta changes what the circuit computes
-    s = _run_json(capsys, "--variant", "softmax", "--d-k", "3", "--heads", "2", "--tokens", "5",
-                  "--d-model", "6")
+    s = _run_json(
+        capsys, "--variant", "softmax", "--d-k", "3", "--heads", "2", "--tokens", "5", "--d-model", "6"
+    )
     assert s["beta"] == pytest.approx(1 / np.sqrt(3), rel=1e-15) and s["rel_error"] < 1e-12
 
 
-@pytest.mark.parametrize("argv,needle", [
-    (["--variant", "softmax", "--layout", "memory"], "layout"),
-    (["--variant", "softmax", "--beta", "-1"], "beta"),
-])
+@pytest.mark.parametrize(
+    "argv,needle",
+    [
+        (["--variant", "softmax", "--layout", "memory"], "layout"),
+        (["--variant", "softmax", "--beta", "-1"], "beta"),
+    ],
+)
 def test_cli_bad_softmax_input_is_named(capsys, argv, needle):
     code = main(["run", *argv])
     err = capsys.readouterr().err.strip().splitlines()

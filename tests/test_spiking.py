@@ -2,9 +2,9 @@
 
 Small problems with pairwise-distinct sizes (H=2, N=3, M=6, D=7, d_k=4, d_v=5), the numpy
 target (no compilation) and short windows keep this file near a minute. The statistics are
-those of :mod:`analysis.statistics`: per-output standard errors from replicates with fixed
+those of :mod:`ctattn.analysis.statistics`: per-output standard errors from replicates with fixed
 seeds, Bonferroni-corrected Student thresholds (alpha = 0.01 per check), the bias budget of
-:data:`circuits.backends.spiking.BIAS_BUDGET`, a regression slope near 1, and a power check
+:data:`ctattn.circuits.backends.spiking.BIAS_BUDGET`, a regression slope near 1, and a power check
 against wrong references. The standard-problem acceptance checks are in
 ``test_spiking_acceptance.py`` (slow).
 """
@@ -16,13 +16,19 @@ import json
 
 import numpy as np
 import pytest
+from ctattn.analysis.reference import multihead_attention
+from ctattn.analysis.statistics import (
+    Replicates,
+    bonferroni_threshold,
+    compare,
+    power_check,
+    wrong_references,
+)
+from ctattn.circuits.backends import get_backend
+from ctattn.circuits.backends.spiking import BIAS_BUDGET, RATE_SCALE_HZ, _Progress, poisson_standard_errors
+from ctattn.circuits.build import circuit_for
 
-from analysis.reference import multihead_attention
-from analysis.statistics import Replicates, bonferroni_threshold, compare, power_check, wrong_references
-from circuits.backends import get_backend
-from circuits.backends.spiking import BIAS_BUDGET, RATE_SCALE_HZ, _Progress, poisson_standard_errors
-from circuits.build import circuit_for
-from ctattn.problem import AttentionSpec, InputError, random_tokens, random_weights
+from ctattn.core.problem import AttentionSpec, InputError, random_tokens, random_weights
 
 SIZES = dict(n_heads=2, d_model=7, d_k=4, d_v=5)
 N, M = 3, 6
@@ -53,8 +59,12 @@ def _tolerances(Y_ref, n_runs: int = 1):
     (for the slope), and the standard-error floor of a mean of ``n_runs`` decoded outputs: one
     readout spike, ``1 / (n rho T)`` (replicates that all count zero spikes have sd 0)."""
     quantum = 1.0 / (FAST["neurons_per_unit"] * RATE_SCALE_HZ["HO"] * FAST["window_ms"] * 1e-3)
-    return dict(bias=BIAS_BUDGET * float(np.sqrt(np.mean(Y_ref**2))), bias_rel=BIAS_BUDGET,
-                se_floor=quantum / np.sqrt(n_runs), alpha=ALPHA)
+    return dict(
+        bias=BIAS_BUDGET * float(np.sqrt(np.mean(Y_ref**2))),
+        bias_rel=BIAS_BUDGET,
+        se_floor=quantum / np.sqrt(n_runs),
+        alpha=ALPHA,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -97,8 +107,14 @@ def test_units_at_the_api_edge():
     _, T, _, circuit, _ = _problem()
     with pytest.raises(InputError, match="window_ms"):
         _run(circuit, T, window_ms=5 * brian2.Hz)
-    result = _run(circuit, T, window_ms=0.05 * brian2.second, settle_ms=30 * brian2.ms,
-                  rate_hz=80 * brian2.Hz, neurons_per_unit=2)
+    result = _run(
+        circuit,
+        T,
+        window_ms=0.05 * brian2.second,
+        settle_ms=30 * brian2.ms,
+        rate_hz=80 * brian2.Hz,
+        neurons_per_unit=2,
+    )
     assert result.info["window_ms"] == pytest.approx(50.0)
     assert result.info["settle_ms"] == pytest.approx(30.0)
     assert list(result.info["rate_hz"].values()) == pytest.approx([80.0] * len(result.info["rate_hz"]))
@@ -166,8 +182,14 @@ def test_each_run_and_each_pair_of_seeds_is_consistent(replicates):
         single = compare(Ys[k], Y_ref, others.sd, dof=others.dof, **{**options, "alpha": ALPHA / R})
         assert single.consistent, f"seed {SEEDS[k]}: {single.summary()}"
     rest = Replicates(Ys[2:])
-    pair = compare(Ys[0] - Ys[1], np.zeros_like(Y_ref), np.sqrt(2) * rest.sd, dof=rest.dof, alpha=ALPHA,
-                   se_floor=np.sqrt(2) * options["se_floor"])
+    pair = compare(
+        Ys[0] - Ys[1],
+        np.zeros_like(Y_ref),
+        np.sqrt(2) * rest.sd,
+        dof=rest.dof,
+        alpha=ALPHA,
+        se_floor=np.sqrt(2) * options["se_floor"],
+    )
     assert pair.z_ok, pair.summary()
     assert not np.array_equal(Ys[0], Ys[1])
 
@@ -178,8 +200,9 @@ def test_same_seed_same_output(replicates):
 
 
 def test_recording_more_changes_no_random_numbers(replicates):
-    again = _run(replicates["circuit"], replicates["tokens"], seed=SEEDS[1], record_spikes=True,
-                 trace_dt_ms=1.0)
+    again = _run(
+        replicates["circuit"], replicates["tokens"], seed=SEEDS[1], record_spikes=True, trace_dt_ms=1.0
+    )
     np.testing.assert_array_equal(again.Y, replicates["results"][1].Y)
     assert set(again.spikes) == {p.name for p in replicates["circuit"].populations}
     t, a = again.traces["HO"]
@@ -255,13 +278,45 @@ def test_progress_indicator_only_for_longer_runs():
 def test_cli_json_has_the_spiking_keys(capsys):
     from ctattn.cli import main
 
-    code = main(["run", "--backend", "spiking", "--json", "--heads", "1", "--tokens", "2", "--d-model", "3",
-                 "--d-k", "2", "--d-v", "2", "--neurons-per-unit", "4", "--window", "40", "--settle", "30",
-                 "--seed", "2"])
+    code = main(
+        [
+            "run",
+            "--backend",
+            "spiking",
+            "--json",
+            "--heads",
+            "1",
+            "--tokens",
+            "2",
+            "--d-model",
+            "3",
+            "--d-k",
+            "2",
+            "--d-v",
+            "2",
+            "--neurons-per-unit",
+            "4",
+            "--window",
+            "40",
+            "--settle",
+            "30",
+            "--seed",
+            "2",
+        ]
+    )
     out = capsys.readouterr().out.strip().splitlines()
     assert code == 0 and len(out) == 1
     summary = json.loads(out[0])
-    for key in ("shot_noise_bound", "sim_time_s", "realtime_factor", "n_synapses", "window_ms",
-                "neurons_per_unit", "compile_s", "wall_s", "n_neurons"):
+    for key in (
+        "shot_noise_bound",
+        "sim_time_s",
+        "realtime_factor",
+        "n_synapses",
+        "window_ms",
+        "neurons_per_unit",
+        "compile_s",
+        "wall_s",
+        "n_neurons",
+    ):
         assert key in summary, key
     assert summary["neurons_per_unit"] == 4 and summary["window_ms"] == 40 and summary["seed"] == 2

@@ -12,14 +12,14 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from ctattn.analysis.metrics import relative_error
+from ctattn.analysis.reference import multihead_attention
+from ctattn.analysis.statistics import Replicates, compare, error_ratio, power_check, wrong_references
+from ctattn.circuits.backends import get_backend
+from ctattn.circuits.backends.spiking import BIAS_BUDGET, DEFAULTS, RATE_SCALE_HZ
+from ctattn.circuits.build import circuit_for
 
-from analysis.metrics import relative_error
-from analysis.reference import multihead_attention
-from analysis.statistics import Replicates, compare, error_ratio, power_check, wrong_references
-from circuits.backends import get_backend
-from circuits.backends.spiking import BIAS_BUDGET, DEFAULTS, RATE_SCALE_HZ
-from circuits.build import circuit_for
-from ctattn.problem import AttentionSpec, random_tokens, random_weights
+from ctattn.core.problem import AttentionSpec, random_tokens, random_weights
 
 pytestmark = [pytest.mark.slow, pytest.mark.filterwarnings("error::RuntimeWarning")]
 
@@ -51,8 +51,12 @@ def long_runs(standard):
 
 def _tolerances(Y_ref, n_runs=1):
     quantum = 1.0 / (DEFAULTS["neurons_per_unit"] * RATE_SCALE_HZ["HO"] * DEFAULTS["window_ms"] * 1e-3)
-    return dict(bias=BIAS_BUDGET * float(np.sqrt(np.mean(Y_ref**2))), bias_rel=BIAS_BUDGET,
-                se_floor=quantum / np.sqrt(n_runs), alpha=ALPHA)
+    return dict(
+        bias=BIAS_BUDGET * float(np.sqrt(np.mean(Y_ref**2))),
+        bias_rel=BIAS_BUDGET,
+        se_floor=quantum / np.sqrt(n_runs),
+        alpha=ALPHA,
+    )
 
 
 def test_error_within_5_percent_and_twice_the_shot_noise_bound(standard, default_runs):
@@ -67,8 +71,10 @@ def test_error_within_5_percent_and_twice_the_shot_noise_bound(standard, default
 def test_quadrupling_the_window_halves_the_error(standard, default_runs, long_runs):
     """Counting noise falls like 1/sqrt(T): the RMS error over 4 seeds at T over 4T is ~2."""
     Y_ref = standard["Y_ref"]
-    ratio = error_ratio([relative_error(r.Y, Y_ref) for r in default_runs[: len(long_runs)]],
-                        [relative_error(r.Y, Y_ref) for r in long_runs])
+    ratio = error_ratio(
+        [relative_error(r.Y, Y_ref) for r in default_runs[: len(long_runs)]],
+        [relative_error(r.Y, Y_ref) for r in long_runs],
+    )
     print(f"error ratio T / 4T: {ratio:.2f}")
     assert 1.6 <= ratio <= 2.4, ratio
 
@@ -77,8 +83,12 @@ def test_wall_time_excludes_compilation(default_runs):
     """At most 30 s per default run on two cores (the fastest of the eight runs: the others may
     share the machine), with compilation (numpy: code generation) timed apart."""
     walls = [r.info["wall_s"] for r in default_runs]
-    print("wall s:", " ".join(f"{w:.1f}" for w in walls), "| compile s:",
-          " ".join(f"{r.info['compile_s']:.2f}" for r in default_runs))
+    print(
+        "wall s:",
+        " ".join(f"{w:.1f}" for w in walls),
+        "| compile s:",
+        " ".join(f"{r.info['compile_s']:.2f}" for r in default_runs),
+    )
     assert min(walls) <= 30.0, walls
     for r in default_runs:
         assert r.info["compile_s"] >= 0 and r.info["run_s"] <= r.info["wall_s"]
@@ -102,8 +112,14 @@ def test_same_seed_same_output_and_seeds_consistent(standard, default_runs):
     rest = Replicates.of([r.Y for r in default_runs[2:]])
     floor = _tolerances(standard["Y_ref"])["se_floor"]
     difference = default_runs[0].Y - default_runs[1].Y
-    pair = compare(difference, np.zeros_like(difference), np.sqrt(2) * rest.sd, dof=rest.dof, alpha=ALPHA,
-                   se_floor=np.sqrt(2) * floor)
+    pair = compare(
+        difference,
+        np.zeros_like(difference),
+        np.sqrt(2) * rest.sd,
+        dof=rest.dof,
+        alpha=ALPHA,
+        se_floor=np.sqrt(2) * floor,
+    )
     assert pair.z_ok, pair.summary()
 
 
@@ -118,6 +134,8 @@ def test_compiled_targets_agree(standard, default_runs, target, tmp_path):
     assert result.info["target"] == target and result.info["compile_s"] > 0
     rep = Replicates.of([r.Y for r in default_runs])
     single = compare(result.Y, standard["Y_ref"], rep.sd, dof=rep.dof, **_tolerances(standard["Y_ref"]))
-    print(f"{target}: wall {result.info['wall_s']:.1f} s, compile {result.info['compile_s']:.1f} s;",
-          single.summary())
+    print(
+        f"{target}: wall {result.info['wall_s']:.1f} s, compile {result.info['compile_s']:.1f} s;",
+        single.summary(),
+    )
     assert single.consistent, single.summary()

@@ -2,7 +2,7 @@ r"""Normalised and softmax attention with spiking neurons (issue 4 on the spikin
 
 The divisive step with spikes: gain cells (``A{h}.L5g``) report ``g(s_ij)`` to an inhibitory
 pool (``A{h}.pool``) whose filtered spike train divides the L5 cells (shunting inhibition).
-Three measures keep that division unbiased (:mod:`circuits.backends.spiking`): the gain cells
+Three measures keep that division unbiased (:mod:`ctattn.circuits.backends.spiking`): the gain cells
 and pools are rate-scaled so that no neuron exceeds ``normalizer_peak_hz`` (the exponential
 gains would otherwise saturate at one spike per step), they have ``normalizer_neurons`` times
 more cells (noise in the divisor is a ratio bias, ``E[1/Z_hat] > 1/Z``), and the settling
@@ -23,12 +23,11 @@ import warnings
 
 import numpy as np
 import pytest
-
-from analysis.attention_limits import mean_entropy, softmax_entropy_curve, uniform_attention
-from analysis.decoding import decode_attention
-from analysis.metrics import attention_entropy, relative_error
-from analysis.reference import multihead_attention
-from analysis.statistics import (
+from ctattn.analysis.attention_limits import mean_entropy, softmax_entropy_curve, uniform_attention
+from ctattn.analysis.decoding import decode_attention
+from ctattn.analysis.metrics import attention_entropy, relative_error
+from ctattn.analysis.reference import multihead_attention
+from ctattn.analysis.statistics import (
     Replicates,
     bonferroni_threshold,
     compare,
@@ -36,11 +35,12 @@ from analysis.statistics import (
     power_check,
     wrong_references,
 )
-from circuits.backends import get_backend
-from circuits.backends.ideal import run as run_ideal
-from circuits.backends.spiking import BIAS_BUDGET, chain_depth, normalizer_populations, settling_time
-from circuits.build import circuit_for
-from ctattn.problem import AttentionSpec, Tokens, random_tokens, random_weights
+from ctattn.circuits.backends import get_backend
+from ctattn.circuits.backends.ideal import run as run_ideal
+from ctattn.circuits.backends.spiking import BIAS_BUDGET, chain_depth, normalizer_populations, settling_time
+from ctattn.circuits.build import circuit_for
+
+from ctattn.core.problem import AttentionSpec, Tokens, random_tokens, random_weights
 
 H, D_K, N, D, M, D_V = 2, 3, 4, 5, 6, 7
 FAST = dict(neurons_per_unit=10, window_ms=100.0, target="numpy")
@@ -130,8 +130,9 @@ def test_normalizers_are_rate_scaled_and_enlarged():
     np.testing.assert_allclose(A.sum(axis=-1), 1.0, atol=0.15)
     # power: without the rate scaling the same circuit saturates
     with pytest.warns(RuntimeWarning, match="exceeded 1/dt"):
-        unscaled = get_backend("spiking").run(circuit, T, **{**FAST, "window_ms": 20.0},
-                                              normalizer_peak_hz=1e9, settle_ms=20.0)
+        unscaled = get_backend("spiking").run(
+            circuit, T, **{**FAST, "window_ms": 20.0}, normalizer_peak_hz=1e9, settle_ms=20.0
+        )
     assert unscaled.info["saturated_steps"] > 0
 
 
@@ -192,8 +193,13 @@ def standard(request):
 def test_standard_error_at_most_8_percent(standard):
     Y_ref = standard["ref"].Y
     errors = [relative_error(r.Y, Y_ref) for r in standard["runs"]]
-    print(standard["spec"].variant, "errors:", " ".join(f"{e:.4f}" for e in errors),
-          "| shot-noise bounds:", " ".join(f"{r.info['shot_noise_bound']:.4f}" for r in standard["runs"]))
+    print(
+        standard["spec"].variant,
+        "errors:",
+        " ".join(f"{e:.4f}" for e in errors),
+        "| shot-noise bounds:",
+        " ".join(f"{r.info['shot_noise_bound']:.4f}" for r in standard["runs"]),
+    )
     assert max(errors) <= 0.08, errors
     assert all(r.info["saturated_steps"] == 0 for r in standard["runs"])
 
@@ -203,8 +209,10 @@ def test_standard_quadrupling_the_window_halves_the_error(standard):
     """Convergence check: RMS error over 4 seeds at T = 200 ms over that at 4T is ~2 (counting
     noise, no bias floor)."""
     Y_ref = standard["ref"].Y
-    ratio = error_ratio([relative_error(r.Y, Y_ref) for r in standard["runs"][:4]],
-                        [relative_error(r.Y, Y_ref) for r in standard["long_runs"]])
+    ratio = error_ratio(
+        [relative_error(r.Y, Y_ref) for r in standard["runs"][:4]],
+        [relative_error(r.Y, Y_ref) for r in standard["long_runs"]],
+    )
     print(standard["spec"].variant, f"error ratio T / 4T: {ratio:.2f}")
     assert 1.6 <= ratio <= 2.4, ratio
 
@@ -216,8 +224,13 @@ def test_standard_mean_matches_reference_and_rejects_wrong_ones(standard):
     Y_ref = standard["ref"].Y
     rep = Replicates.of([r.Y for r in standard["runs"]])
     quantum = 1.0 / (STANDARD["neurons_per_unit"] * standard["runs"][0].info["readout_rate_hz"] * 0.2)
-    options = dict(dof=rep.dof, alpha=ALPHA, bias=BIAS_BUDGET * float(np.sqrt(np.mean(Y_ref**2))),
-                   bias_rel=BIAS_BUDGET, se_floor=quantum / np.sqrt(rep.n))
+    options = dict(
+        dof=rep.dof,
+        alpha=ALPHA,
+        bias=BIAS_BUDGET * float(np.sqrt(np.mean(Y_ref**2))),
+        bias_rel=BIAS_BUDGET,
+        se_floor=quantum / np.sqrt(rep.n),
+    )
     result = compare(rep.mean, Y_ref, rep.se, **options)
     print(standard["spec"].variant, "reference:", result.summary())
     assert result.consistent, result.summary()

@@ -9,9 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
-from analysis.reference import multihead_attention
-from analysis.statistics import (
+from ctattn.analysis.reference import multihead_attention
+from ctattn.analysis.statistics import (
     Replicates,
     bonferroni_threshold,
     compare,
@@ -20,13 +19,21 @@ from analysis.statistics import (
     t_quantile,
     wrong_references,
 )
-from ctattn.problem import AttentionSpec, random_tokens, random_weights
+
+from ctattn.core.problem import AttentionSpec, random_tokens, random_weights
 
 
 @pytest.mark.parametrize(
     "p, dof, value",
-    [(0.975, 1, 12.7062), (0.975, 7, 2.3646), (0.995, 4, 4.6041), (0.999, 15, 3.7328), (0.025, 10, -2.2281),
-     (0.975, None, 1.95996), (0.95, float("inf"), 1.64485)],
+    [
+        (0.975, 1, 12.7062),
+        (0.975, 7, 2.3646),
+        (0.995, 4, 4.6041),
+        (0.999, 15, 3.7328),
+        (0.025, 10, -2.2281),
+        (0.975, None, 1.95996),
+        (0.95, float("inf"), 1.64485),
+    ],
 )
 def test_t_quantiles_match_tables(p, dof, value):
     assert t_quantile(p, dof) == pytest.approx(value, abs=2e-4)
@@ -104,8 +111,9 @@ def test_wrong_references_are_wrong():
         assert Y_wrong.shape == Y.shape
         assert np.linalg.norm(Y_wrong - Y) > 0.1 * np.linalg.norm(Y), name
     np.testing.assert_allclose(wrong["output x1.2"], 1.2 * Y)
-    assert "heads swapped" not in wrong_references(W.replace(W_Q=W.W_Q[:1], W_K=W.W_K[:1], W_V=W.W_V[:1],
-                                                             W_O=W.W_O[:1]), T, spec)
+    assert "heads swapped" not in wrong_references(
+        W.replace(W_Q=W.W_Q[:1], W_K=W.W_K[:1], W_V=W.W_V[:1], W_O=W.W_O[:1]), T, spec
+    )
 
 
 def test_error_ratio():

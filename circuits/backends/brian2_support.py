@@ -13,8 +13,7 @@ import tempfile
 from dataclasses import dataclass, field
 
 import numpy as np
-
-from circuits.description import Circuit, Population
+from ctattn.circuits.description import Circuit, Population
 
 __all__ = ["TARGETS", "brian2_target", "GroupPlan", "plan_groups", "plan_synapses"]
 
@@ -30,7 +29,7 @@ def brian2_target(target: str, *, standalone_dir: str | None = None):
     """
     import brian2
 
-    from ctattn.problem import InputError
+    from ctattn.core.problem import InputError
 
     if target not in TARGETS:
         raise InputError(f"target: unknown {target!r}; choose one of {list(TARGETS)}")

@@ -3,9 +3,9 @@
 Nengo's "Direct" mode: no dynamics and no noise, but the same populations, projections and
 cell laws as the rate and spiking backends. For each presentation window it
 
-1. sets the first-order relays from the tokens (:func:`circuits.stimulus.relay_drive`),
+1. sets the first-order relays from the tokens (:func:`ctattn.circuits.stimulus.relay_drive`),
 2. computes every population in wiring order, ``r = f(I_b + b_b) g(I_a + b_a) / I_s``
-   (:meth:`models.neurons.CellModel.rate`), where each input is the sum of its projections,
+   (:meth:`ctattn.models.neurons.CellModel.rate`), where each input is the sum of its projections,
 3. if the window writes, adds the memory cells' integrand ``f g`` to their state and
    recomputes the downstream populations,
 4. reads the readout population (ON - OFF) as the block output ``y_i``.
@@ -18,11 +18,11 @@ from __future__ import annotations
 import time
 
 import numpy as np
+from ctattn.circuits.backends.result import SimulationResult
+from ctattn.circuits.description import Circuit, Population
+from ctattn.circuits.stimulus import relay_drive
 
-from circuits.backends.result import SimulationResult
-from circuits.description import Circuit, Population
-from circuits.stimulus import relay_drive
-from ctattn.problem import Tokens
+from ctattn.core.problem import Tokens
 
 __all__ = ["run", "steady_state_inputs"]
 

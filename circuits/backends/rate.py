@@ -1,6 +1,6 @@
 r"""The rate backend: leaky rate units in Brian2, tokens presented over time.
 
-Every cell relaxes to its steady-state law (:mod:`models.neurons`)::
+Every cell relaxes to its steady-state law (:mod:`ctattn.models.neurons`)::
 
     tau dr/dt = -r + r_inf(I_basal, I_apical, I_shunt)          (cortical and thalamic cells)
     tau dr/dt = -r + [stimulus(t)]_+                             (first-order relay cells)
@@ -9,7 +9,7 @@ Every cell relaxes to its steady-state law (:mod:`models.neurons`)::
 with the synaptic inputs ``I = sum_pre w r_pre`` recomputed every step (Brian2 summed
 variables). Every cell except the memory starts each window from rest (a token boundary
 reset), so a window's output depends on its own token only: the causal structure comes from
-the schedule, never from leftover activity. Tokens are presented one window at a time (:mod:`circuits.timing`); the block
+the schedule, never from leftover activity. Tokens are presented one window at a time (:mod:`ctattn.circuits.timing`); the block
 output is the higher-order relay's ``ON - OFF`` rate at the end of each query window, after
 ``settle = 30 tau``, where it equals the ideal backend's to ~1e-8 relative.
 
@@ -22,12 +22,12 @@ from __future__ import annotations
 import time
 
 import numpy as np
+from ctattn.circuits.backends.brian2_support import brian2_target, plan_groups, plan_synapses
+from ctattn.circuits.backends.result import SimulationResult
+from ctattn.circuits.description import Circuit
+from ctattn.circuits.timing import Timing, gate_table, relay_table
 
-from circuits.backends.brian2_support import brian2_target, plan_groups, plan_synapses
-from circuits.backends.result import SimulationResult
-from circuits.description import Circuit
-from circuits.timing import Timing, gate_table, relay_table
-from ctattn.problem import InputError, Tokens
+from ctattn.core.problem import InputError, Tokens
 
 __all__ = ["run", "DEFAULTS"]
 
@@ -63,8 +63,12 @@ def run(circuit: Circuit, tokens: Tokens, **options) -> SimulationResult:
     if unknown:
         raise InputError(f"rate backend: unknown option(s) {unknown}; allowed: {sorted(DEFAULTS)}")
     opts = {**DEFAULTS, **{k: v for k, v in options.items() if v is not None}}
-    timing = Timing(tau=opts["tau_ms"] * 1e-3, settle=opts["settle_ms"] * 1e-3,
-                    write=opts["write_ms"] * 1e-3, dt=opts["dt_ms"] * 1e-3)
+    timing = Timing(
+        tau=opts["tau_ms"] * 1e-3,
+        settle=opts["settle_ms"] * 1e-3,
+        write=opts["write_ms"] * 1e-3,
+        dt=opts["dt_ms"] * 1e-3,
+    )
     if opts["target"] not in ("numpy", "cython"):
         raise InputError(f"target: the rate backend runs on 'numpy' or 'cython', not {opts['target']!r}")
     start = time.perf_counter()
@@ -112,8 +116,14 @@ def _simulate(circuit: Circuit, tokens: Tokens, timing: Timing, trace_dt_ms):
 
     objects, neuron_groups = [], []
     for index, plan in enumerate(groups):
-        group = b2.NeuronGroup(plan.size, _equations(plan, inputs[index]), method="euler",
-                               namespace=namespace, dt=dt, name=f"g{index}_{plan.members[0].model.kind}")
+        group = b2.NeuronGroup(
+            plan.size,
+            _equations(plan, inputs[index]),
+            method="euler",
+            namespace=namespace,
+            dt=dt,
+            name=f"g{index}_{plan.members[0].model.kind}",
+        )
         group.b_basal = plan.per_unit(lambda p: p.bias_basal)
         group.b_apical = plan.per_unit(lambda p: p.bias_apical)
         group.active = plan.per_unit(lambda p: np.full(p.size, 0.0 if p.silenced else 1.0))
@@ -124,13 +134,19 @@ def _simulate(circuit: Circuit, tokens: Tokens, timing: Timing, trace_dt_ms):
             # from exactly zero keeps a window whose scores are all exactly zero (relu) at
             # exactly zero, where a decaying remnant of the last token would leave 0/0 in the
             # divisive normalisation. Runs after the window-end monitor (order 1 > 0).
-            reset = group.run_regularly("r = 0", dt=window * b2.second, when="start", order=1,
-                                        name=f"reset_g{index}")
+            reset = group.run_regularly(
+                "r = 0", dt=window * b2.second, when="start", order=1, name=f"reset_g{index}"
+            )
             objects.append(reset)
     for (gi, gj, target), (i, j, w) in synapses.items():
-        syn = b2.Synapses(neuron_groups[gi], neuron_groups[gj],
-                          model=f"w : 1 (constant)\nI_{target}_from_{gi}_post = w * r_pre : 1 (summed)",
-                          dt=dt, namespace=namespace, name=f"s{gi}_{gj}_{target}")
+        syn = b2.Synapses(
+            neuron_groups[gi],
+            neuron_groups[gj],
+            model=f"w : 1 (constant)\nI_{target}_from_{gi}_post = w * r_pre : 1 (summed)",
+            dt=dt,
+            namespace=namespace,
+            name=f"s{gi}_{gj}_{target}",
+        )
         syn.connect(i=i.astype(int), j=j.astype(int))
         syn.w = w
         objects.append(syn)
@@ -150,10 +166,15 @@ def _simulate(circuit: Circuit, tokens: Tokens, timing: Timing, trace_dt_ms):
     for plan, mon, index in zip(groups, monitors, range(len(groups))):
         values = np.asarray(mon.r)  # (group size, n_windows + 1)
         for pop in plan.members:
-            window_rates[pop.name] = values[plan.slice(pop.name), 1 : n_windows + 1].T.reshape((n_windows,) + pop.shape)
+            window_rates[pop.name] = values[plan.slice(pop.name), 1 : n_windows + 1].T.reshape(
+                (n_windows,) + pop.shape
+            )
             if trace_monitors:
                 tm = trace_monitors[index]
-                traces[pop.name] = (np.asarray(tm.t), np.asarray(tm.r)[plan.slice(pop.name)].T.reshape((-1,) + pop.shape))
+                traces[pop.name] = (
+                    np.asarray(tm.t),
+                    np.asarray(tm.r)[plan.slice(pop.name)].T.reshape((-1,) + pop.shape),
+                )
     readout = circuit.population(circuit.readout)
     Y = np.full((circuit.info["n_tokens"], readout.signed_dims), np.nan)
     for k, w in enumerate(circuit.schedule):

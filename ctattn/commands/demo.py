@@ -24,8 +24,11 @@ DEMO_RUNS = (
 
 
 def register(sub) -> None:
-    p = sub.add_parser("demo", help="run the standard problem on every backend and write figures",
-                       description=__doc__.splitlines()[0])
+    p = sub.add_parser(
+        "demo",
+        help="run the standard problem on every backend and write figures",
+        description=__doc__.splitlines()[0],
+    )
     p.add_argument("--out", default="results/demo", metavar="DIR")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--skip-spiking", action="store_true", help="leave out the spiking run")
@@ -33,12 +36,14 @@ def register(sub) -> None:
 
 
 def _main(args) -> int:
-    from circuits.backends import get_backend
+    from ctattn.circuits.backends import get_backend
     from ctattn.commands.run import execute, write_run
-    from ctattn.problem import InputError
+    from ctattn.core.problem import InputError
 
     print("ctattn demo: 4 heads, 8 tokens, d_model 16, d_k = d_v = 4, relu, linear attention")
-    print(f"{'run':<22} {'backend':<8} {'layout':<7} {'rel_error':>10} {'max_abs':>10} {'neurons':>8} {'wall_s':>7}")
+    print(
+        f"{'run':<22} {'backend':<8} {'layout':<7} {'rel_error':>10} {'max_abs':>10} {'neurons':>8} {'wall_s':>7}"
+    )
     for name, overrides in DEMO_RUNS:
         if overrides["backend"] == "spiking":
             try:
@@ -51,8 +56,11 @@ def _main(args) -> int:
         cfg = RunConfig(validate_config({**overrides, "seed": args.seed}))
         run = execute(cfg, progress=sys.stderr.isatty(), record=True)
         s = run.summary()
-        print(f"{name:<22} {s['backend']:<8} {s['layout']:<7} {s['rel_error']:>10.2e} {s['max_abs_error']:>10.2e} "
-              f"{s['n_neurons']:>8} {s['wall_s']:>7.2f}", flush=True)
+        print(
+            f"{name:<22} {s['backend']:<8} {s['layout']:<7} {s['rel_error']:>10.2e} {s['max_abs_error']:>10.2e} "
+            f"{s['n_neurons']:>8} {s['wall_s']:>7.2f}",
+            flush=True,
+        )
         write_run(run, os.path.join(args.out, name), plots=True, command="demo")
     print(f"figures and manifests: {os.path.abspath(args.out)}/<run>/")
     return 0

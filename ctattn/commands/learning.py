@@ -5,7 +5,7 @@
 biases present, and ``loss`` (``E = 1/2 sum_i ||t_i - y_i||^2``; MODEL.md section 4). It is
 pure maths (the matrix reference), so any ``phi`` is allowed, ``sin`` included.
 
-``train`` builds a task (``teacher`` or ``next-token``, :mod:`analysis.learning`), trains a
+``train`` builds a task (``teacher`` or ``next-token``, :mod:`ctattn.analysis.learning`), trains a
 random block with the ``exact`` gradient or the ``local`` plasticity rules, the forward pass
 being the ideal circuit's, checks the learned weights in the ``rate`` backend, and writes
 ``curves.npz``, ``weights.npz``, ``learning_curve.png`` and ``manifest.json`` to ``--out DIR``
@@ -22,36 +22,50 @@ from pathlib import Path
 
 import numpy as np
 
+from ctattn.core.problem import AttentionSpec, AttentionWeights, InputError, Tokens, random_weights
 from ctattn.output import atomic_output, manifest, to_jsonable, write_json
-from ctattn.problem import AttentionSpec, AttentionWeights, InputError, Tokens, random_weights
 
 __all__ = ["register", "load_targets"]
 
 
 def register(sub) -> None:
-    from analysis.learning import DEFAULTS, FEEDBACK, OPTIMIZERS, RULES, TASKS
+    from ctattn.analysis.learning import DEFAULTS, FEEDBACK, OPTIMIZERS, RULES, TASKS
 
-    g = sub.add_parser("grad", help="exact gradients of E = 1/2 sum ||t - y||^2 for one block",
-                       description=__doc__.splitlines()[0])
+    g = sub.add_parser(
+        "grad",
+        help="exact gradients of E = 1/2 sum ||t - y||^2 for one block",
+        description=__doc__.splitlines()[0],
+    )
     g.add_argument("--weights", metavar="W.npz", required=True)
     g.add_argument("--inputs", metavar="X.npz", required=True, help="X (N, D) and optionally X_kv (M, D)")
     g.add_argument("--targets", metavar="T.npz", required=True, help="T (N, D)")
     g.add_argument("--variant", choices=["linear", "normalized", "softmax"], default="linear")
     g.add_argument("--phi", default="relu", help="feature map: relu, softplus, elu1, identity, sin")
     g.add_argument("--causal", action="store_true")
-    g.add_argument("--beta", type=float, default=None, help="softmax inverse temperature (default: the "
-                   "weights' beta, else 1/sqrt(d_k))")
+    g.add_argument(
+        "--beta",
+        type=float,
+        default=None,
+        help="softmax inverse temperature (default: the weights' beta, else 1/sqrt(d_k))",
+    )
     g.add_argument("--out", metavar="G.npz", required=True)
     g.add_argument("--json", action="store_true", help="print one JSON object on stdout")
     g.set_defaults(func=_grad)
 
-    t = sub.add_parser("train", help="train a block through its circuit (exact gradient or local plasticity)",
-                       description=__doc__.splitlines()[0])
+    t = sub.add_parser(
+        "train",
+        help="train a block through its circuit (exact gradient or local plasticity)",
+        description=__doc__.splitlines()[0],
+    )
     t.add_argument("--task", choices=TASKS, default=DEFAULTS["task"])
     t.add_argument("--rule", choices=RULES, default=DEFAULTS["rule"])
-    t.add_argument("--steps", type=int, default=DEFAULTS["steps"], metavar="K",
-                   help="exact: gradient steps; local: online passes over the sequences "
-                   "(default %(default)s)")
+    t.add_argument(
+        "--steps",
+        type=int,
+        default=DEFAULTS["steps"],
+        metavar="K",
+        help="exact: gradient steps; local: online passes over the sequences (default %(default)s)",
+    )
     t.add_argument("--seed", type=int, default=DEFAULTS["seed"], metavar="S")
     t.add_argument("--heads", type=int, default=DEFAULTS["n_heads"], metavar="H")
     t.add_argument("--tokens", type=int, default=DEFAULTS["n_tokens"], metavar="N")
@@ -60,18 +74,37 @@ def register(sub) -> None:
     t.add_argument("--d-v", type=int, default=DEFAULTS["d_v"], metavar="V")
     t.add_argument("--variant", choices=["linear", "normalized", "softmax"], default=DEFAULTS["variant"])
     t.add_argument("--phi", default=DEFAULTS["phi"], help="feature map of the circuit: relu, softplus, elu1")
-    t.add_argument("--causal", action="store_true",
-                   help="causal attention (teacher task; next-token is always causal)")
-    t.add_argument("--sequences", type=int, default=DEFAULTS["n_sequences"], metavar="S",
-                   help="teacher task: number of training sequences")
-    t.add_argument("--symbols", type=int, default=DEFAULTS["n_symbols"], metavar="V",
-                   help="next-token task: vocabulary size (= number of sequences)")
+    t.add_argument(
+        "--causal", action="store_true", help="causal attention (teacher task; next-token is always causal)"
+    )
+    t.add_argument(
+        "--sequences",
+        type=int,
+        default=DEFAULTS["n_sequences"],
+        metavar="S",
+        help="teacher task: number of training sequences",
+    )
+    t.add_argument(
+        "--symbols",
+        type=int,
+        default=DEFAULTS["n_symbols"],
+        metavar="V",
+        help="next-token task: vocabulary size (= number of sequences)",
+    )
     t.add_argument("--optimizer", choices=OPTIMIZERS, default=DEFAULTS["optimizer"])
     t.add_argument("--lr", type=float, default=None, help="learning rate (default: per rule and optimizer)")
-    t.add_argument("--feedback", choices=FEEDBACK, default=DEFAULTS["feedback"],
-                   help="local rule: feedback synapses of the error (default %(default)s)")
-    t.add_argument("--check-backend", choices=["rate", "none"], default="rate",
-                   help="run the learned weights in this backend on one sequence (default %(default)s)")
+    t.add_argument(
+        "--feedback",
+        choices=FEEDBACK,
+        default=DEFAULTS["feedback"],
+        help="local rule: feedback synapses of the error (default %(default)s)",
+    )
+    t.add_argument(
+        "--check-backend",
+        choices=["rate", "none"],
+        default="rate",
+        help="run the learned weights in this backend on one sequence (default %(default)s)",
+    )
     t.add_argument("--out", metavar="DIR", required=True)
     t.add_argument("--json", action="store_true", help="print one JSON object on stdout")
     t.set_defaults(func=_train)
@@ -118,7 +151,7 @@ def _save_npz_atomic(path: str, arrays: dict) -> None:
 
 
 def _grad(args) -> int:
-    from analysis.gradients import attention_gradients
+    from ctattn.analysis.gradients import attention_gradients
 
     weights = AttentionWeights.load(args.weights)
     tokens = Tokens.load(args.inputs)
@@ -128,9 +161,16 @@ def _grad(args) -> int:
     kwargs = spec.reference_kwargs(weights)
     result = attention_gradients(tokens.X, T, **weights.arrays(), **kwargs, X_kv=tokens.X_kv)
     _save_npz_atomic(args.out, dict(result.grads, loss=np.asarray(result.loss)))
-    summary = dict(loss=result.loss, out=os.path.abspath(args.out), variant=spec.variant, phi=spec.phi,
-                   causal=spec.causal, beta=spec.resolved_beta(weights), cross=tokens.cross,
-                   norms={k: float(np.linalg.norm(v)) for k, v in result.grads.items()})
+    summary = dict(
+        loss=result.loss,
+        out=os.path.abspath(args.out),
+        variant=spec.variant,
+        phi=spec.phi,
+        causal=spec.causal,
+        beta=spec.resolved_beta(weights),
+        cross=tokens.cross,
+        norms={k: float(np.linalg.norm(v)) for k, v in result.grads.items()},
+    )
     if args.json:
         print(json.dumps(to_jsonable(summary)))
     else:
@@ -140,27 +180,48 @@ def _grad(args) -> int:
 
 # -- train ------------------------------------------------------------------------------------
 def _train(args) -> int:
-    from analysis.learning import backend_check, make_task, plot_learning_curves, train
+    from ctattn.analysis.learning import backend_check, make_task, plot_learning_curves, train
 
     for name in ("steps", "heads", "tokens", "d_model", "d_k", "d_v", "sequences", "symbols"):
         value = getattr(args, name)
         if value < (0 if name == "steps" else 1):
             raise InputError(f"--{name.replace('_', '-')}: expected a positive integer, got {value}")
-    task = make_task(args.task, args.seed, n_heads=args.heads, n_tokens=args.tokens, d_model=args.d_model,
-                     d_k=args.d_k, d_v=args.d_v, n_sequences=args.sequences, n_symbols=args.symbols,
-                     variant=args.variant, phi=args.phi, causal=args.causal)
+    task = make_task(
+        args.task,
+        args.seed,
+        n_heads=args.heads,
+        n_tokens=args.tokens,
+        d_model=args.d_model,
+        d_k=args.d_k,
+        d_v=args.d_v,
+        n_sequences=args.sequences,
+        n_symbols=args.symbols,
+        variant=args.variant,
+        phi=args.phi,
+        causal=args.causal,
+    )
     task.spec.check_circuit()  # the circuit computes the forward pass: phi must be a rate function
     initial = random_weights(args.seed, args.heads, args.d_model, args.d_k, args.d_v)
     progress = (not args.json) and sys.stderr.isatty()
 
     def report(step, loss):
         if progress and (step % 50 == 0 or step == args.steps - 1):
-            print(f"\r  step {step + 1}/{args.steps}  loss {loss:.4g}   ", end="", file=sys.stderr,
-                  flush=True)
+            print(
+                f"\r  step {step + 1}/{args.steps}  loss {loss:.4g}   ", end="", file=sys.stderr, flush=True
+            )
 
     try:
-        result = train(task, initial, rule=args.rule, steps=args.steps, optimizer=args.optimizer, lr=args.lr,
-                       feedback=args.feedback, seed=args.seed, callback=report)
+        result = train(
+            task,
+            initial,
+            rule=args.rule,
+            steps=args.steps,
+            optimizer=args.optimizer,
+            lr=args.lr,
+            feedback=args.feedback,
+            seed=args.seed,
+            callback=report,
+        )
     except FloatingPointError as exc:
         raise InputError(f"lr: {exc}") from None
     if progress:
@@ -176,8 +237,13 @@ def _train(args) -> int:
     config = dict(vars(args))
     config.pop("func", None)
     config.update(task_config=task.config, lr=result.info["lr"])
-    summary = dict(result.info, loss_reduction=1 - result.final_loss / result.initial_loss,
-                   task_description=task.description, backend_check=check, out=os.path.abspath(args.out))
+    summary = dict(
+        result.info,
+        loss_reduction=1 - result.final_loss / result.initial_loss,
+        task_description=task.description,
+        backend_check=check,
+        out=os.path.abspath(args.out),
+    )
     with atomic_output(args.out) as tmp:
         np.savez(tmp / "curves.npz", step=np.arange(result.curves["loss"].size), **result.curves)
         result.weights.save(tmp / "weights.npz")
@@ -188,15 +254,21 @@ def _train(args) -> int:
         print(json.dumps(to_jsonable(summary)))
     else:
         print(f"ctattn train: {task.description}")
-        print(f"  rule {args.rule}, {args.steps} steps, {result.info['wall_s']:.1f} s: loss "
-              f"{result.initial_loss:.4g} -> {result.final_loss:.4g} "
-              f"({100 * summary['loss_reduction']:.2f}% lower)")
+        print(
+            f"  rule {args.rule}, {args.steps} steps, {result.info['wall_s']:.1f} s: loss "
+            f"{result.initial_loss:.4g} -> {result.final_loss:.4g} "
+            f"({100 * summary['loss_reduction']:.2f}% lower)"
+        )
         if result.info.get("cosine_to_exact") is not None:
-            print("  cosine of the local updates to the exact gradient: "
-                  f"mean {result.info['cosine_to_exact']:.3f}")
+            print(
+                "  cosine of the local updates to the exact gradient: "
+                f"mean {result.info['cosine_to_exact']:.3f}"
+            )
         if check and "skipped" not in check:
-            print(f"  {check['backend']} backend on {check['n_sequences']} sequence(s): "
-                  f"loss {check['loss_backend']:.4g} (ideal {check['loss_ideal']:.4g}, "
-                  f"max |dY| {check['max_abs_dY']:.1e})")
+            print(
+                f"  {check['backend']} backend on {check['n_sequences']} sequence(s): "
+                f"loss {check['loss_backend']:.4g} (ideal {check['loss_ideal']:.4g}, "
+                f"max |dY| {check['max_abs_dY']:.1e})"
+            )
         print(f"  wrote {args.out}/curves.npz, weights.npz, learning_curve.png, manifest.json")
     return 0

@@ -15,18 +15,33 @@ import sys
 import numpy as np
 
 from ctattn.config import RunConfig, load_config, validate_config
+from ctattn.core.problem import InputError
 from ctattn.output import atomic_output, manifest, to_jsonable, write_json
-from ctattn.problem import InputError
 
 __all__ = ["register", "add_problem_arguments", "config_from_args", "execute", "write_run"]
 
 # flag -> config key
 _FLAGS = {
-    "backend": "backend", "variant": "variant", "layout": "layout", "phi": "phi", "beta": "beta",
-    "heads": "heads", "tokens": "tokens", "kv_tokens": "kv_tokens", "d_model": "d_model", "d_k": "d_k",
-    "d_v": "d_v", "weights": "weights", "inputs": "inputs", "seed": "seed", "causal": "causal",
-    "biases": "biases", "neurons_per_unit": "neurons_per_unit", "window": "window_ms",
-    "settle": "settle_ms", "target": "target",
+    "backend": "backend",
+    "variant": "variant",
+    "layout": "layout",
+    "phi": "phi",
+    "beta": "beta",
+    "heads": "heads",
+    "tokens": "tokens",
+    "kv_tokens": "kv_tokens",
+    "d_model": "d_model",
+    "d_k": "d_k",
+    "d_v": "d_v",
+    "weights": "weights",
+    "inputs": "inputs",
+    "seed": "seed",
+    "causal": "causal",
+    "biases": "biases",
+    "neurons_per_unit": "neurons_per_unit",
+    "window": "window_ms",
+    "settle": "settle_ms",
+    "target": "target",
 }
 
 
@@ -37,30 +52,53 @@ def add_problem_arguments(p) -> None:
     p.add_argument("--variant", choices=["linear", "normalized", "softmax"], default=None)
     p.add_argument("--layout", choices=["mask", "memory"], default=None)
     p.add_argument("--phi", default=None, help="feature map: relu, softplus, elu1")
-    p.add_argument("--beta", type=float, default=None, help="softmax inverse temperature (default 1/sqrt(d_k))")
+    p.add_argument(
+        "--beta", type=float, default=None, help="softmax inverse temperature (default 1/sqrt(d_k))"
+    )
     p.add_argument("--heads", type=int, default=None, metavar="H")
     p.add_argument("--tokens", type=int, default=None, metavar="N")
-    p.add_argument("--kv-tokens", type=int, default=None, metavar="M",
-                   help="draw a second sequence of M key/value tokens (cross-attention)")
+    p.add_argument(
+        "--kv-tokens",
+        type=int,
+        default=None,
+        metavar="M",
+        help="draw a second sequence of M key/value tokens (cross-attention)",
+    )
     p.add_argument("--d-model", type=int, default=None, metavar="D")
     p.add_argument("--d-k", type=int, default=None, metavar="K")
     p.add_argument("--d-v", type=int, default=None, metavar="V")
     p.add_argument("--causal", action="store_const", const=True, default=None)
-    p.add_argument("--biases", action="store_const", const=True, default=None,
-                   help="draw random biases b_Q, b_K, b_V, b_O")
+    p.add_argument(
+        "--biases",
+        action="store_const",
+        const=True,
+        default=None,
+        help="draw random biases b_Q, b_K, b_V, b_O",
+    )
     p.add_argument("--weights", metavar="W.npz", default=None)
     p.add_argument("--inputs", metavar="X.npz", default=None)
     p.add_argument("--seed", type=int, default=None, metavar="S")
-    p.add_argument("--neurons-per-unit", type=int, default=None, metavar="n", help="spiking neurons per rate unit")
-    p.add_argument("--window", type=float, default=None, metavar="T_ms", help="spiking readout window per token (ms)")
+    p.add_argument(
+        "--neurons-per-unit", type=int, default=None, metavar="n", help="spiking neurons per rate unit"
+    )
+    p.add_argument(
+        "--window", type=float, default=None, metavar="T_ms", help="spiking readout window per token (ms)"
+    )
     p.add_argument("--settle", type=float, default=None, metavar="T_ms", help="settling time per token (ms)")
-    p.add_argument("--target", choices=["numpy", "cython", "standalone"], default=None,
-                   help="Brian2 code-generation target")
+    p.add_argument(
+        "--target",
+        choices=["numpy", "cython", "standalone"],
+        default=None,
+        help="Brian2 code-generation target",
+    )
 
 
 def register(sub) -> None:
-    p = sub.add_parser("run", help="simulate a circuit and compare it with the matrix reference",
-                       description=__doc__.splitlines()[0])
+    p = sub.add_parser(
+        "run",
+        help="simulate a circuit and compare it with the matrix reference",
+        description=__doc__.splitlines()[0],
+    )
     add_problem_arguments(p)
     p.add_argument("--out", metavar="DIR", default=None, help="write result.npz and manifest.json here")
     p.add_argument("--plots", action="store_true", help="with --out: also write the run's figures")
@@ -105,8 +143,18 @@ def execute(cfg: RunConfig, *, progress: bool | None = None, record: bool = Fals
         stray = sorted(k for k in ("neurons_per_unit", "window_ms") if k in options)
         if stray:
             raise InputError(f"{', '.join(stray)}: only the spiking backend takes this option")
-    return simulate(weights, tokens, backend=cfg["backend"], variant=cfg["variant"], layout=cfg["layout"],
-                    phi=cfg["phi"], beta=cfg["beta"], causal=cfg["causal"], config=cfg.values, **options)
+    return simulate(
+        weights,
+        tokens,
+        backend=cfg["backend"],
+        variant=cfg["variant"],
+        layout=cfg["layout"],
+        phi=cfg["phi"],
+        beta=cfg["beta"],
+        causal=cfg["causal"],
+        config=cfg.values,
+        **options,
+    )
 
 
 def write_run(run, out_dir: str, *, plots: bool = False, command: str = "run") -> None:
@@ -118,23 +166,44 @@ def write_run(run, out_dir: str, *, plots: bool = False, command: str = "run") -
         if run.weights.beta is not None:
             arrays["beta"] = np.asarray(run.weights.beta)
         np.savez(tmp / "result.npz", **arrays)
-        write_json(tmp / "manifest.json", manifest(command, run.config, run.config.get("seed"), summary=run.summary()))
+        write_json(
+            tmp / "manifest.json",
+            manifest(command, run.config, run.config.get("seed"), summary=run.summary()),
+        )
         if plots:
-            from analysis.figures import write_run_figures
+            from ctattn.analysis.figures import write_run_figures
 
             write_run_figures(run, tmp)
 
 
 def print_summary(summary: dict, stream=None) -> None:
     stream = stream or sys.stdout
-    keys = ["backend", "variant", "layout", "phi", "causal", "cross", "n_heads", "n_tokens", "d_model",
-            "rel_error", "max_abs_error", "shot_noise_bound", "n_neurons", "n_synapses", "wall_s"]
+    keys = [
+        "backend",
+        "variant",
+        "layout",
+        "phi",
+        "causal",
+        "cross",
+        "n_heads",
+        "n_tokens",
+        "d_model",
+        "rel_error",
+        "max_abs_error",
+        "shot_noise_bound",
+        "n_neurons",
+        "n_synapses",
+        "wall_s",
+    ]
     width = max(len(k) for k in keys)
     for k in keys:
         if k in summary and summary[k] is not None:
             v = summary[k]
-            text = f"{v:.3e}" if isinstance(v, float) and k.endswith(("error", "bound")) else (
-                f"{v:.3f}" if isinstance(v, float) else str(v))
+            text = (
+                f"{v:.3e}"
+                if isinstance(v, float) and k.endswith(("error", "bound"))
+                else (f"{v:.3f}" if isinstance(v, float) else str(v))
+            )
             print(f"  {k:<{width}}  {text}", file=stream)
 
 

@@ -11,8 +11,8 @@ Each map comes with its derivative, which the learning rules need.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 
@@ -71,6 +71,4 @@ def get_feature_map(name: str | FeatureMap) -> FeatureMap:
     try:
         return FEATURE_MAPS[name]
     except (KeyError, TypeError):
-        raise ValueError(
-            f"phi: unknown feature map {name!r}; choose one of {sorted(FEATURE_MAPS)}"
-        ) from None
+        raise ValueError(f"phi: unknown feature map {name!r}; choose one of {sorted(FEATURE_MAPS)}") from None

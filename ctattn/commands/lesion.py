@@ -1,13 +1,6 @@
-"""``ctattn show``, ``ctattn figure`` and ``ctattn lesion``: look at runs, redraw figures, lesion a circuit.
-
-* ``ctattn show DIR`` prints a saved run's manifest (command, configuration, versions) and its
-  comparison with the reference, recomputed from ``result.npz``, and lists its figures.
-* ``ctattn figure NAME [--config FILE] [--out PNG]`` redraws a README figure from its
-  configuration (default ``configs/figures/NAME.toml``).
-* ``ctattn lesion --silence TARGET [--area H] ...`` runs the circuit intact and lesioned on the
-  same backend, and reports how the output changes against the intact circuit, the reference
-  and the attention maths' prediction for the lesion (:mod:`analysis.lesions`).
-"""
+"""``ctattn lesion --silence TARGET [--area H] ...``: run the circuit intact and lesioned on the same
+backend, and report how the output changes against the intact circuit, the reference and the
+attention maths' prediction for the lesion (:mod:`ctattn.analysis.lesions`)."""
 
 from __future__ import annotations
 
@@ -18,48 +11,16 @@ from pathlib import Path
 
 import numpy as np
 
+from ctattn.commands.show import format_value
+from ctattn.core.problem import InputError
 from ctattn.output import atomic_output, manifest, to_jsonable, write_json
-from ctattn.problem import InputError
 
-__all__ = ["register", "show", "lesion_run"]
+__all__ = ["register", "lesion_run"]
 
 
 def register(sub) -> None:
-    from analysis.figures import FIGURE_NAMES
-    from analysis.lesions import LESION_TARGETS
+    from ctattn.analysis.lesions import LESION_TARGETS
     from ctattn.commands.run import add_problem_arguments
-
-    p = sub.add_parser(
-        "show",
-        help="print a saved run's manifest and comparison",
-        description="Print a saved run's manifest and its comparison with the reference.",
-    )
-    p.add_argument("dir", metavar="DIR", help="an output folder of ctattn run / lesion / demo")
-    p.add_argument("--json", action="store_true", help="print one JSON object on stdout")
-    p.set_defaults(func=_show_main)
-
-    p = sub.add_parser(
-        "figure",
-        help="redraw a README figure from its configuration",
-        description="Redraw a README figure from a TOML configuration.",
-    )
-    p.add_argument("name", metavar="NAME", choices=FIGURE_NAMES, help=f"one of {', '.join(FIGURE_NAMES)}")
-    p.add_argument(
-        "--config",
-        metavar="FILE",
-        default=None,
-        help="figure configuration (default configs/figures/NAME.toml)",
-    )
-    p.add_argument(
-        "--out",
-        metavar="PNG",
-        default=None,
-        help="where to write the figure (default: the config's figure.out)",
-    )
-    p.add_argument(
-        "--json", action="store_true", help="print the numbers behind the figure as one JSON object"
-    )
-    p.set_defaults(func=_figure_main)
 
     targets = "; ".join(f"{k}: {v}" for k, v in LESION_TARGETS.items())
     p = sub.add_parser(
@@ -104,113 +65,6 @@ def register(sub) -> None:
     p.set_defaults(func=_lesion_main)
 
 
-# -- show -------------------------------------------------------------------------------------
-def _fmt(value) -> str:
-    if isinstance(value, float):
-        return f"{value:.3e}" if (value != 0 and (abs(value) < 1e-2 or abs(value) >= 1e4)) else f"{value:.4g}"
-    return str(value)
-
-
-def show(folder) -> dict:
-    """The manifest of ``folder`` plus ``recomputed`` numbers from its ``result.npz``."""
-    folder = Path(folder)
-    path = folder / "manifest.json"
-    if not folder.is_dir():
-        raise InputError(f"show: no folder {folder}")
-    try:
-        data = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise InputError(f"show: {folder} has no manifest.json (is it a ctattn output folder?)") from None
-    except json.JSONDecodeError as exc:
-        raise InputError(f"show: {path} is not valid JSON ({exc})") from None
-    recomputed = {}
-    npz = folder / "result.npz"
-    if npz.exists():
-        from analysis.metrics import max_abs_error, relative_error
-
-        with np.load(npz) as r:
-            if "Y" in r.files and "Y_ref" in r.files:
-                recomputed = dict(
-                    rel_error=relative_error(r["Y"], r["Y_ref"]),
-                    max_abs_error=max_abs_error(r["Y"], r["Y_ref"]),
-                )
-            if "Y_lesioned" in r.files:
-                from analysis.lesions import relative_change
-
-                recomputed.update(
-                    change_vs_intact=relative_change(r["Y_lesioned"], r["Y_intact"]),
-                    change_vs_reference=relative_change(r["Y_lesioned"], r["Y_ref"]),
-                )
-    figures = sorted(p.name for p in folder.glob("*.png"))
-    return dict(manifest=data, recomputed=recomputed, figures=figures, folder=str(folder.resolve()))
-
-
-def _show_main(args) -> int:
-    out = show(args.dir)
-    if args.json:
-        print(json.dumps(to_jsonable(out)))
-        return 0
-    m = out["manifest"]
-    print(f"ctattn {m.get('command', '?')} output in {out['folder']}")
-    print(f"  created  {m.get('created', '?')}")
-    if m.get("argv"):
-        print(f"  argv     {' '.join(m['argv'])}")
-    v = m.get("versions", {})
-    print(
-        "  versions "
-        + ", ".join(f"{k} {v[k]}" for k in ("python", "ctattn", "brian2", "numpy", "matplotlib") if k in v)
-    )
-    print("configuration (keys that are set):")
-    for key, value in (m.get("config") or {}).items():
-        if value is not None:
-            print(f"  {key:<17} {_fmt(value)}")
-    if m.get("lesion"):
-        print("lesion:")
-        for key, value in m["lesion"].items():
-            print(f"  {key:<17} {value}")
-    summary = m.get("summary") or {}
-    if summary:
-        print("comparison (from the manifest):")
-        _print_table(summary)
-    if out["recomputed"]:
-        print("recomputed from result.npz:")
-        _print_table(out["recomputed"])
-    print("figures: " + (", ".join(out["figures"]) if out["figures"] else "none (run with --plots)"))
-    print(
-        f"repeat:   ctattn {m.get('command', 'run') if m.get('command') in ('run', 'lesion') else 'run'} "
-        f"--config {os.path.join(args.dir, 'manifest.json')}"
-    )
-    return 0
-
-
-def _print_table(values: dict, indent: str = "  ") -> None:
-    flat = {k: v for k, v in values.items() if not isinstance(v, (dict, list))}
-    width = max((len(k) for k in flat), default=0)
-    for k, v in flat.items():
-        if v is not None:
-            print(f"{indent}{k:<{width}}  {_fmt(v)}")
-    for k, v in values.items():
-        if isinstance(v, dict):
-            print(f"{indent}{k}:")
-            _print_table(v, indent + "  ")
-
-
-# -- figure -----------------------------------------------------------------------------------
-def _figure_main(args) -> int:
-    from analysis.figures import make_figure
-
-    def progress(message):
-        print(f"  {message}", file=sys.stderr, flush=True)
-
-    path, summary = make_figure(args.name, args.config, args.out, progress=progress)
-    if args.json:
-        print(json.dumps(to_jsonable(dict(figure=str(path), summary=summary))))
-    else:
-        print(f"ctattn figure {args.name}: wrote {path}")
-    return 0
-
-
-# -- lesion -----------------------------------------------------------------------------------
 def _area_argument(values):
     if not values:
         return None
@@ -223,18 +77,22 @@ def lesion_run(
 ) -> dict:
     """Run ``cfg``'s problem intact and lesioned; returns outputs and comparisons.
 
-    Keys: ``intact`` and ``lesioned`` (:class:`~circuits.backends.result.SimulationResult`),
+    Keys: ``intact`` and ``lesioned`` (:class:`~ctattn.circuits.backends.result.SimulationResult`),
     ``circuit``, ``lesioned_circuit``, ``Y_ref``, ``Y_predicted`` (``None`` without a
     prediction), ``weights``, ``tokens`` and ``summary`` (plain numbers).
     """
-    from analysis.decoding import decode_head_outputs
-    from analysis.experiments import cross_reading_circuit, cross_reading_terms, decode_cross_reading_terms
-    from analysis.lesions import lesion, predicted_output, relative_change
-    from analysis.reference import multihead_attention
-    from circuits.backends import get_backend
-    from circuits.build import circuit_for
+    from ctattn.analysis.cross_reading import (
+        cross_reading_circuit,
+        cross_reading_terms,
+        decode_cross_reading_terms,
+    )
+    from ctattn.analysis.decoding import decode_head_outputs
+    from ctattn.analysis.lesions import lesion, predicted_output, relative_change
+    from ctattn.analysis.reference import multihead_attention
     from ctattn.api import problem_from_config
-    from ctattn.problem import AttentionSpec
+    from ctattn.circuits.backends import get_backend
+    from ctattn.circuits.build import circuit_for
+    from ctattn.core.problem import AttentionSpec
 
     weights, tokens = problem_from_config(cfg.values)
     options = cfg.backend_options()
@@ -324,7 +182,7 @@ def _cross_reading_prediction(targets, area, terms, weights):
 
 def _lesion_figure(out, folder: Path) -> Path:
     """Lesioned vs intact output, and the change of every head's output."""
-    from analysis.plotting import pyplot, save
+    from ctattn.analysis.plotting import pyplot, save
 
     plt = pyplot()
     fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4.4))
@@ -416,7 +274,7 @@ def _lesion_main(args) -> int:
             if args.plots:
                 _lesion_figure(out, tmp)
                 if out["lesioned"].spikes:
-                    from analysis.figures import raster
+                    from ctattn.analysis.figures import raster
 
                     raster(
                         out["lesioned_circuit"],
@@ -442,12 +300,12 @@ def _lesion_main(args) -> int:
             ("prediction vs reference", "||Y_pred - Y_ref|| / ||Y_ref||", summary["predicted_change"])
         )
     for name, formula, value in rows:
-        print(f"  {name:<24} {formula:<32} {_fmt(value)}")
+        print(f"  {name:<24} {formula:<32} {format_value(value)}")
     if "error_vs_predicted" not in summary:
         print("  (no prediction: the maths predicts named targets, not single populations or projections)")
     print(
         "  head outputs (L5), change vs intact: "
-        + ", ".join(f"{k} {_fmt(v)}" for k, v in summary["head_output_change"].items())
+        + ", ".join(f"{k} {format_value(v)}" for k, v in summary["head_output_change"].items())
     )
     if args.out:
         print(f"  wrote {args.out}/result.npz, manifest.json" + (", lesion.png" if args.plots else ""))

@@ -18,9 +18,8 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from analysis.feature_maps import CIRCUIT_FEATURE_MAPS, FEATURE_MAPS
-from analysis.reference import VARIANTS
-from ctattn.seeding import rng_for
+from ctattn.core.feature_maps import CIRCUIT_FEATURE_MAPS, FEATURE_MAPS
+from ctattn.core.seeding import rng_for
 
 __all__ = [
     "InputError",
@@ -28,11 +27,14 @@ __all__ = [
     "Tokens",
     "AttentionSpec",
     "LAYOUTS",
+    "VARIANTS",
     "random_weights",
     "random_tokens",
 ]
 
 LAYOUTS = ("mask", "memory")
+#: The attention variants of MODEL.md section 1.
+VARIANTS = ("linear", "normalized", "softmax")
 
 
 class InputError(ValueError):
@@ -92,7 +94,9 @@ class AttentionWeights:
         H, d_k, D = self.W_Q.shape
         d_v = self.W_V.shape[1]
         if min(H, d_k, D, d_v) < 1:
-            raise InputError(f"W_Q/W_V: every dimension must be at least 1, got {self.W_Q.shape}, {self.W_V.shape}")
+            raise InputError(
+                f"W_Q/W_V: every dimension must be at least 1, got {self.W_Q.shape}, {self.W_V.shape}"
+            )
         _expect_shape("W_K", self.W_K, (H, d_k, D))
         _expect_shape("W_V", self.W_V, (H, d_v, D))
         _expect_shape("W_O", self.W_O, (H, D, d_v))
@@ -132,7 +136,7 @@ class AttentionWeights:
         """The projections and biases present, as keyword arguments of the reference."""
         return {k: getattr(self, k) for k in self.KEYS[:-1] if getattr(self, k) is not None}
 
-    def replace(self, **changes) -> "AttentionWeights":
+    def replace(self, **changes) -> AttentionWeights:
         return replace(self, **changes)
 
     def save(self, path: str | os.PathLike) -> None:
@@ -142,7 +146,7 @@ class AttentionWeights:
         np.savez(path, **data)
 
     @classmethod
-    def load(cls, path: str | os.PathLike) -> "AttentionWeights":
+    def load(cls, path: str | os.PathLike) -> AttentionWeights:
         """Read ``W.npz``; unknown keys and missing projections are errors naming the key."""
         data = _load_npz(path, "weights")
         unknown = sorted(set(data) - set(cls.KEYS))
@@ -172,9 +176,7 @@ class Tokens:
             if self.X_kv.shape[0] < 1:
                 raise InputError("X_kv: needs at least one token")
             if self.X_kv.shape[1] != self.X.shape[1]:
-                raise InputError(
-                    f"X_kv: d_model {self.X_kv.shape[1]} differs from X's {self.X.shape[1]}"
-                )
+                raise InputError(f"X_kv: d_model {self.X_kv.shape[1]} differs from X's {self.X.shape[1]}")
 
     @property
     def cross(self) -> bool:
@@ -206,7 +208,7 @@ class Tokens:
         np.savez(path, **data)
 
     @classmethod
-    def load(cls, path: str | os.PathLike) -> "Tokens":
+    def load(cls, path: str | os.PathLike) -> Tokens:
         data = _load_npz(path, "inputs")
         unknown = sorted(set(data) - {"X", "X_kv"})
         if unknown:
@@ -305,4 +307,3 @@ def random_tokens(seed: int, n_tokens: int, d_model: int, *, n_kv: int | None = 
     X = rng.normal(0, 1, (n_tokens, d_model))
     X_kv = None if n_kv is None else rng_for(seed, "tokens_kv").normal(0, 1, (n_kv, d_model))
     return Tokens(X=X, X_kv=X_kv)
-

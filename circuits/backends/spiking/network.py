@@ -1,0 +1,306 @@
+"""Building: the Brian2 network of one spiking run, and the C++ standalone device.
+
+:class:`_Simulation` turns a circuit into Brian2 objects (one group of unit-level state per
+group of populations, its neurons, the synapses between units, the count, spike and trace
+monitors), runs it and collects what the monitors recorded; ``_standalone`` is the context in
+which a run builds and runs as a C++ standalone program.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import shutil
+import tempfile
+import time
+
+import numpy as np
+from ctattn.circuits.backends.brian2_support import GroupPlan, plan_groups, plan_synapses
+from ctattn.circuits.backends.spiking.options import SpikingTiming, normalizer_populations, rate_scales
+from ctattn.circuits.description import Circuit
+from ctattn.circuits.timing import relay_table
+from ctattn.models.spiking import trace_jump, unit_equations
+
+from ctattn.core.problem import Tokens
+from ctattn.core.seeding import rng_for, seed_for
+
+
+@contextlib.contextmanager
+def _standalone(directory: str | None):
+    """Brian2's C++ standalone device for the block, built and run explicitly (not on run)."""
+    import brian2
+
+    own = directory is None
+    directory = directory or tempfile.mkdtemp(prefix="ctattn_spiking_")
+    brian2.set_device("cpp_standalone", directory=directory, build_on_run=False)
+    try:
+        yield directory
+    finally:
+        brian2.device.reinit()
+        brian2.device.activate()
+        brian2.set_device("runtime")
+        if own:
+            shutil.rmtree(directory, ignore_errors=True)
+
+
+class _Simulation:
+    """The Brian2 network of one run (unit groups, neuron groups, synapses, monitors)."""
+
+    def __init__(self, circuit: Circuit, tokens: Tokens, timing: SpikingTiming, opts: dict):
+        self.circuit, self.tokens, self.timing, self.opts = circuit, tokens, timing, opts
+        self.n = opts["neurons_per_unit"]
+        self.rho = {p.name: float(opts["rate_hz"][p.layer]) for p in circuit.populations}
+        self.factors = rate_scales(circuit, tokens, opts["rate_hz"], opts["normalizer_peak_hz"])
+        normalizers = set(normalizer_populations(circuit))
+        self.n_of = {
+            p.name: self.n * (opts["normalizer_neurons"] if p.name in normalizers else 1)
+            for p in circuit.populations
+        }
+        self.groups: list[GroupPlan] = plan_groups(circuit)
+        self.phases = timing.phases(circuit)
+        steps = [s for w in self.phases for _, s in w]
+        self.total_steps = sum(steps)
+        self.grid = math.gcd(*steps)  # every phase boundary lies on the count monitor's grid
+        self.duration = self.total_steps * timing.dt
+
+    # -- construction --------------------------------------------------------------------------
+    def build_network(self):
+        """Create the Brian2 objects. Connectivity is set up with numpy code even under the
+        Cython target: it runs once, and compiling it would cost more than running it."""
+        import brian2 as b2
+
+        if self.opts["target"] != "cython":
+            return self._build()
+        saved = b2.prefs.codegen.target
+        b2.prefs.codegen.target = "numpy"
+        try:
+            return self._build()
+        finally:
+            b2.prefs.codegen.target = saved
+
+    def _build(self):
+        import brian2 as b2
+
+        circuit, timing, n = self.circuit, self.timing, self.n
+        dt = timing.dt * b2.second
+        clock = b2.Clock(dt, name="ctattn_clock")
+        steps_per_window = [sum(s for _, s in w) for w in self.phases]
+        window_of_step = np.repeat(np.arange(len(self.phases), dtype=float), steps_per_window)
+        gate = np.concatenate([np.full(s, float(kind == "write")) for w in self.phases for kind, s in w])
+        # the phases whose spikes end up in the result: counting (the output), writing (memory)
+        measuring = np.concatenate(
+            [np.full(s, float(kind != "settle")) for w in self.phases for kind, s in w]
+        )
+        namespace = dict(
+            tau_syn=timing.tau_syn * b2.second,
+            tau_m=timing.tau_m * b2.second,
+            T_write=timing.write * b2.second,
+            window_index=b2.TimedArray(window_of_step, dt=dt, name="window_index"),
+            write_gate=b2.TimedArray(gate, dt=dt, name="write_gate"),
+            measuring=b2.TimedArray(measuring, dt=dt, name="measuring"),
+        )
+        relays = [g for g in self.groups if g.members[0].model.kind == "relay"]
+        if relays:
+            table = relay_table(circuit, self.tokens, relays[0].members)
+        else:
+            table = np.zeros((1, 1))
+        namespace["stimulus_table"] = b2.TimedArray(table, dt=1 * b2.second, name="stimulus_table")
+
+        synapses = plan_synapses(circuit, self.groups)
+        inputs: list[dict[str, list[str]]] = [dict() for _ in self.groups]
+        for (gi, gj, target), _ in synapses.items():
+            inputs[gj].setdefault(target, []).append(f"s_{target}_from_{gi}")
+
+        self.units, self.neurons, objects = [], [], []
+        self.owners: list[np.ndarray] = []  # per group: the unit of each neuron
+        self.n_synapses_simulated = 0
+        for index, plan in enumerate(self.groups):
+            kind = plan.members[0].model.kind
+            # gain-controlled units (normalisers) fire at rho * factor(window) and weigh each
+            # spike by 1 / factor, so their filtered trains and decoded rates stay in unit rates
+            factors = np.column_stack(
+                [np.repeat(self.factors[p.name][:, None], p.size, axis=1) for p in plan.members]
+            )  # (windows, units)
+            controlled = bool(np.any(factors != 1.0))
+            equations = unit_equations(plan.members[0].model, inputs[index])
+            if controlled:
+                equations += "\nfactor : 1  # rate scale of this window (gain control of the normalisers)"
+                namespace[f"rate_factor_{index}"] = b2.TimedArray(
+                    factors, dt=1 * b2.second, name=f"rate_factor_{index}"
+                )
+            units = b2.NeuronGroup(
+                plan.size,
+                equations,
+                method="exponential_euler",
+                namespace=namespace,
+                clock=clock,
+                order=0,
+                name=f"u{index}_{kind}",
+            )
+            # the escape rate, evaluated once per unit and step (after the unit's update) and
+            # read by its n neurons
+            if controlled:
+                units.factor = 1.0
+                update = (
+                    f"factor = rate_factor_{index}(window_index(t) * second, i)\nrate = lam * factor\n"
+                    "saturated += measuring(t) * int(rate * dt > 1)"
+                )
+            else:
+                update = "rate = lam\nsaturated += measuring(t) * int(lam * dt > 1)"
+            units.run_regularly(update, when="groups", order=1, name=f"u{index}_{kind}_rate")
+            rho = plan.per_unit(lambda p: np.full(p.size, self.rho[p.name]))
+            units.rho = rho * b2.Hz
+            n_unit = plan.per_unit(lambda p: np.full(p.size, self.n_of[p.name])).astype(int)
+            n_cells = int(n_unit.sum())
+            units.jump = trace_jump(n_unit, rho, timing.dt, timing.tau_syn)
+            units.active = plan.per_unit(lambda p: np.full(p.size, 0.0 if p.silenced else 1.0))
+            units.b_basal = plan.per_unit(lambda p: p.bias_basal)
+            units.b_apical = plan.per_unit(lambda p: p.bias_apical)
+            owner = np.repeat(np.arange(plan.size), n_unit)
+            self.owners.append(owner)
+            if kind == "relay" and self.opts["relay_firing"] == "regular":
+                # perfect integrate-and-fire: a phase that advances at lam, one spike per turn;
+                # the n cells of a unit start evenly spread over the cycle (a splay state) with a
+                # random offset, so the unit's spike count in any window is unbiased
+                neurons = b2.NeuronGroup(
+                    n_cells,
+                    "lam_u : Hz (linked)\ndv/dt = lam_u : 1",
+                    threshold="v >= 1",
+                    reset="v -= 1",
+                    method="euler",
+                    order=2,
+                    namespace=namespace,
+                    clock=clock,
+                    name=f"n{index}_{kind}",
+                )
+                offset = rng_for(self.opts["seed"], "relay_phases").random(plan.size)
+                neurons.v = ((np.arange(n)[None, :] + offset[:, None]) / n).ravel()
+            else:
+                # escape noise: one Bernoulli draw per step with probability lam dt
+                neurons = b2.NeuronGroup(
+                    n_cells,
+                    "lam_u : Hz (linked)",
+                    threshold="rand() < lam_u * dt",
+                    order=2,
+                    namespace=namespace,
+                    clock=clock,
+                    name=f"n{index}_{kind}",
+                )
+            neurons.lam_u = b2.linked_var(units, "rate", index=owner)
+            # every spike feeds the unit's filtered spike train (its synaptic output) and its count
+            on_pre = "a_post += jump_post / factor_post" if controlled else "a_post += jump_post"
+            out = b2.Synapses(
+                neurons,
+                units,
+                on_pre=on_pre + "\ncount_post += 1",
+                clock=clock,
+                namespace=namespace,
+                name=f"spikes{index}",
+            )
+            out.connect(i=np.arange(n_cells), j=owner)
+            self.n_synapses_simulated += n_cells
+            self.units.append(units)
+            self.neurons.append(neurons)
+            objects += [units, neurons, out]
+        for (gi, gj, target), (i, j, w) in synapses.items():
+            syn = b2.Synapses(
+                self.units[gi],
+                self.units[gj],
+                model=f"w : 1 (constant)\ns_{target}_from_{gi}_post = w * a_pre : 1 (summed)",
+                clock=clock,
+                namespace=namespace,
+                name=f"w{gi}_{gj}_{target}",
+            )
+            syn.connect(i=i.astype(int), j=j.astype(int))
+            syn.w = w
+            self.n_synapses_simulated += len(w)
+            objects.append(syn)
+        # fixed names for clocks and functions keep the generated code, hence Cython's cache, stable
+        grid = b2.Clock(self.grid * dt, name="ctattn_grid_clock")
+        self.count_monitors = [
+            b2.StateMonitor(u, "count", record=True, clock=grid, name=f"counts{k}")
+            for k, u in enumerate(self.units)
+        ]
+        objects += self.count_monitors
+        readout_group = self._group_of(circuit.readout)
+        self.spike_monitors = {}
+        for k, neurons in enumerate(self.neurons):
+            if self.opts["record_spikes"] or k == readout_group:
+                self.spike_monitors[k] = b2.SpikeMonitor(neurons, name=f"spikemon{k}")
+        objects += list(self.spike_monitors.values())
+        self.trace_monitors = []
+        if self.opts["trace_dt_ms"]:
+            trace_clock = b2.Clock(self.opts["trace_dt_ms"] * b2.ms, name="ctattn_trace_clock")
+            self.trace_monitors = [
+                b2.StateMonitor(u, "a", record=True, clock=trace_clock, name=f"traces{k}")
+                for k, u in enumerate(self.units)
+            ]
+            objects += self.trace_monitors
+        self.namespace = namespace
+        self.network = b2.Network(objects)
+
+    def _group_of(self, name: str) -> int:
+        return next(k for k, g in enumerate(self.groups) if name in g.offsets)
+
+    # -- running -------------------------------------------------------------------------------
+    def execute(self, standalone_dir, report=None) -> tuple[float, float]:
+        """Run the network; returns ``(compile_s, run_s)``. ``report`` is Brian2's ``report``
+        argument for the simulation (None: no progress display).
+
+        Brian2's runtime targets draw from numpy's global generator, which ``brian2.seed``
+        reseeds; its state is restored afterwards, so a run leaves no trace on the caller's.
+        """
+        state = np.random.get_state()
+        try:
+            return self._execute(standalone_dir, report)
+        finally:
+            np.random.set_state(state)
+
+    def _execute(self, standalone_dir, report) -> tuple[float, float]:
+        import brian2 as b2
+
+        b2.seed(seed_for(self.opts["seed"], "spiking"))
+        # one step past the end, so the count monitors tick at the last boundary
+        duration = (self.total_steps + 1) * self.timing.dt * b2.second
+        if self.opts["target"] == "standalone":
+            self.network.run(duration, namespace=self.namespace, report=report, report_period=2 * b2.second)
+            t0 = time.perf_counter()
+            b2.device.build(directory=standalone_dir, compile=True, run=False, with_output=False)
+            compile_s = time.perf_counter() - t0
+            t0 = time.perf_counter()
+            # the binary's stdout goes to a file (stdout may carry JSON); its progress report
+            # goes to the inherited stderr
+            b2.device.run(directory=standalone_dir, with_output=False)
+            return compile_s, time.perf_counter() - t0
+        # A zero-length run generates (and for cython compiles) every code object; the real run
+        # then loads them from Brian2's cache, so compilation is timed apart from simulation.
+        t0 = time.perf_counter()
+        self.network.run(0 * b2.second, namespace=self.namespace)
+        compile_s = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        self.network.run(duration, namespace=self.namespace, report=report, report_period=2 * b2.second)
+        return compile_s, time.perf_counter() - t0
+
+    def collect(self):
+        """Cumulative counts per unit at every grid tick, traces and spikes, per population."""
+        counts = [np.asarray(m.count).T for m in self.count_monitors]  # (ticks, units)
+        self.saturated_steps = int(sum(np.asarray(u.saturated).sum() for u in self.units))
+        traces = None
+        if self.trace_monitors:
+            traces = {}
+            for plan, mon in zip(self.groups, self.trace_monitors):
+                t, a = np.asarray(mon.t), np.asarray(mon.a)
+                for pop in plan.members:
+                    traces[pop.name] = (t, a[plan.slice(pop.name)].T.reshape((-1,) + pop.shape))
+        spikes = {}
+        for k, mon in self.spike_monitors.items():
+            t, i = np.asarray(mon.t), np.asarray(mon.i)
+            unit = self.owners[k][i]
+            first = np.searchsorted(self.owners[k], np.arange(self.groups[k].size))  # first cell of each unit
+            for pop in self.groups[k].members:
+                sl = self.groups[k].slice(pop.name)
+                keep = (unit >= sl.start) & (unit < sl.stop)
+                spikes[pop.name] = (t[keep], i[keep] - first[sl.start])
+        if not self.opts["record_spikes"]:
+            spikes = {self.circuit.readout: spikes[self.circuit.readout]}
+        return counts, traces, spikes
