@@ -128,11 +128,20 @@ def simulate(
 
 def problem_from_config(cfg: dict) -> tuple[AttentionWeights, Tokens]:
     """Weights and tokens from files (``weights``, ``inputs``) or drawn from ``seed``."""
+    scale = cfg.get("weight_scale", 1.0)
     if cfg["weights"]:
+        if scale != 1.0:
+            raise InputError("weight_scale: scales the random weights only; leave it out with a weights file")
         weights = AttentionWeights.load(cfg["weights"])
     else:
         weights = random_weights(
-            cfg["seed"], cfg["heads"], cfg["d_model"], cfg["d_k"], cfg["d_v"], biases=cfg["biases"]
+            cfg["seed"],
+            cfg["heads"],
+            cfg["d_model"],
+            cfg["d_k"],
+            cfg["d_v"],
+            biases=cfg["biases"],
+            scale=scale,
         )
     if cfg["inputs"]:
         tokens = Tokens.load(cfg["inputs"])

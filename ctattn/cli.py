@@ -25,6 +25,8 @@ COMMAND_MODULES = (
     "ctattn.commands.show",
     "ctattn.commands.figure",
     "ctattn.commands.lesion",
+    "ctattn.commands.sweep",
+    "ctattn.commands.export",
 )
 
 

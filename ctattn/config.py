@@ -49,6 +49,8 @@ DEFAULTS: dict[str, tuple[type | tuple, object]] = {
     "tau_ms": ("duration", None),
     "dt_ms": ("duration", None),
     "target": (str, None),
+    # multiplies the scale of the random weights W_Q, W_K, W_V, W_O (not of biases or weight files)
+    "weight_scale": (float, 1.0),
 }
 DURATION_KEYS = tuple(k for k, (t, _) in DEFAULTS.items() if t == "duration")
 BACKEND_OPTION_KEYS = ("neurons_per_unit", "window_ms", "settle_ms", "write_ms", "tau_ms", "dt_ms", "target")
@@ -104,6 +106,8 @@ def validate_config(raw: dict, source: str = "config") -> dict:
         elif kind is float:
             if isinstance(value, bool) or not isinstance(value, (int, float)):
                 raise InputError(f"{key}: expected a number, got {value!r}")
+            if key == "weight_scale" and not (0 < value < float("inf")):
+                raise InputError(f"weight_scale: must be a positive number, got {value!r}")
             out[key] = float(value)
         else:
             if not isinstance(value, str):

@@ -20,6 +20,7 @@ time discretisation does not bias the settled output; only unfinished settling d
 from __future__ import annotations
 
 import time
+from contextlib import nullcontext
 
 import numpy as np
 from ctattn.circuits.backends.brian2_support import brian2_target, plan_groups, plan_synapses
@@ -28,10 +29,13 @@ from ctattn.circuits.description import Circuit
 from ctattn.circuits.timing import Timing, gate_table, relay_table
 
 from ctattn.core.problem import InputError, Tokens
+from ctattn.core.progress import Progress
 
 __all__ = ["run", "DEFAULTS"]
 
-DEFAULTS = dict(tau_ms=10.0, settle_ms=300.0, write_ms=100.0, dt_ms=1.0, target="numpy", trace_dt_ms=None)
+DEFAULTS = dict(
+    tau_ms=10.0, settle_ms=300.0, write_ms=100.0, dt_ms=1.0, target="numpy", trace_dt_ms=None, progress=False
+)
 
 
 def _equations(plan, inputs: dict[str, list[str]]) -> str:
@@ -57,7 +61,8 @@ def run(circuit: Circuit, tokens: Tokens, **options) -> SimulationResult:
 
     Options (all optional): ``tau_ms`` (10), ``settle_ms`` (300), ``write_ms`` (100),
     ``dt_ms`` (1), ``target`` (``numpy`` or ``cython``), ``trace_dt_ms`` (record rate traces
-    of every population at this interval; ``None``: only window ends).
+    of every population at this interval; ``None``: only window ends), ``progress`` (False;
+    True: progress on stderr once a run lasts over 2 s, :mod:`ctattn.core.progress`).
     """
     unknown = sorted(set(options) - set(DEFAULTS))
     if unknown:
@@ -72,8 +77,9 @@ def run(circuit: Circuit, tokens: Tokens, **options) -> SimulationResult:
     if opts["target"] not in ("numpy", "cython"):
         raise InputError(f"target: the rate backend runs on 'numpy' or 'cython', not {opts['target']!r}")
     start = time.perf_counter()
-    with brian2_target(opts["target"]):
-        Y, window_rates, traces, sim_s = _simulate(circuit, tokens, timing, opts["trace_dt_ms"])
+    report = Progress("ctattn rate", ticker=True) if opts["progress"] else None
+    with brian2_target(opts["target"]), report or nullcontext():
+        Y, window_rates, traces, sim_s = _simulate(circuit, tokens, timing, opts["trace_dt_ms"], report)
     info = dict(
         backend="rate",
         target=opts["target"],
@@ -90,7 +96,7 @@ def run(circuit: Circuit, tokens: Tokens, **options) -> SimulationResult:
     return SimulationResult(Y=Y, window_rates=window_rates, info=info, traces=traces)
 
 
-def _simulate(circuit: Circuit, tokens: Tokens, timing: Timing, trace_dt_ms):
+def _simulate(circuit: Circuit, tokens: Tokens, timing: Timing, trace_dt_ms, report=None):
     import brian2 as b2
 
     dt = timing.dt * b2.second
@@ -159,7 +165,9 @@ def _simulate(circuit: Circuit, tokens: Tokens, timing: Timing, trace_dt_ms):
         objects += trace_monitors
     net = b2.Network(objects)
     start = time.perf_counter()
-    net.run(n_windows * window * b2.second + dt, namespace=namespace)
+    net.run(
+        n_windows * window * b2.second + dt, namespace=namespace, report=report, report_period=2 * b2.second
+    )
     sim_s = time.perf_counter() - start
 
     window_rates, traces = {}, {}

@@ -21,7 +21,7 @@ def register(sub) -> None:
         help="print a saved run's manifest and comparison",
         description="Print a saved run's manifest and its comparison with the reference.",
     )
-    p.add_argument("dir", metavar="DIR", help="an output folder of ctattn run / lesion / demo")
+    p.add_argument("dir", metavar="DIR", help="an output folder of ctattn run / lesion / demo / sweep")
     p.add_argument("--json", action="store_true", help="print one JSON object on stdout")
     p.set_defaults(func=_show_main)
 
@@ -67,6 +67,10 @@ def show(folder) -> dict:
 
 
 def _show_main(args) -> int:
+    if (Path(args.dir) / "sweep.json").exists():  # a sweep folder (ctattn sweep)
+        from ctattn.commands.sweep import _show_sweep
+
+        return _show_sweep(args.dir, args.json)
     out = show(args.dir)
     if args.json:
         print(json.dumps(to_jsonable(out)))

@@ -274,9 +274,10 @@ class AttentionSpec:
 
 
 def random_weights(
-    seed: int, n_heads: int, d_model: int, d_k: int, d_v: int, *, biases: bool = False
+    seed: int, n_heads: int, d_model: int, d_k: int, d_v: int, *, biases: bool = False, scale: float = 1.0
 ) -> AttentionWeights:
-    """Weights drawn from stream ``"weights"`` of ``seed`` at the scale in the module docstring."""
+    """Weights drawn from stream ``"weights"`` of ``seed`` at the scale in the module docstring,
+    times ``scale`` for ``W_Q, W_K, W_V, W_O`` (the same draws, scaled; biases unscaled)."""
     for name, value in (("n_heads", n_heads), ("d_model", d_model), ("d_k", d_k), ("d_v", d_v)):
         if int(value) != value or value < 1:
             raise InputError(f"{name}: expected a positive integer, got {value!r}")
@@ -288,6 +289,10 @@ def random_weights(
         W_V=rng.normal(0, 1 / np.sqrt(D), (H, d_v, D)),
         W_O=rng.normal(0, 1 / np.sqrt(H * d_v), (H, D, d_v)),
     )
+    if scale != 1.0:
+        if not (0 < scale < np.inf):
+            raise InputError(f"weight_scale: must be a positive number, got {scale!r}")
+        W = {k: v * scale for k, v in W.items()}
     if biases:
         W.update(
             b_Q=rng.normal(0, 0.1, (H, d_k)),

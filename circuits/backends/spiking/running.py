@@ -8,9 +8,9 @@ the simulated ones stand for.
 
 from __future__ import annotations
 
-import sys
 import time
 import warnings
+from contextlib import nullcontext
 
 from ctattn.circuits.backends.brian2_support import brian2_target
 from ctattn.circuits.backends.result import SimulationResult
@@ -26,6 +26,7 @@ from ctattn.circuits.backends.spiking.options import (
 from ctattn.circuits.description import Circuit
 
 from ctattn.core.problem import Tokens
+from ctattn.core.progress import Progress
 
 
 def run(circuit: Circuit, tokens: Tokens, **options) -> SimulationResult:
@@ -59,8 +60,8 @@ def run(circuit: Circuit, tokens: Tokens, **options) -> SimulationResult:
     # targets call _Progress, which stays quiet for the first 2 s
     report = None
     if opts["progress"]:
-        report = "stderr" if target == "standalone" else _Progress()
-    with context as standalone_build:
+        report = "stderr" if target == "standalone" else _Progress(ticker=True)  # ticks while building
+    with context as standalone_build, report if isinstance(report, Progress) else nullcontext():
         sim = _Simulation(circuit, tokens, timing, opts)
         sim.build_network()
         compile_s, run_s = sim.execute(standalone_build, report)
@@ -120,27 +121,9 @@ def _modelled_synapses(circuit: Circuit, n_of: dict[str, int]) -> int:
     return total
 
 
-class _Progress:
-    """Brian2 ``report`` callback: progress on stderr, once the run has lasted ``after`` s.
+class _Progress(Progress):
+    """Brian2 ``report`` callback of the spiking run (:class:`ctattn.core.progress.Progress`):
+    quiet for the first ``after`` s, then a tqdm bar on a terminal or a line every ~30 s."""
 
-    On a terminal one line is rewritten in place; otherwise a line is printed per report.
-    """
-
-    def __init__(self, after: float = 2.0, stream=None):
-        self.after, self.shown = after, False
-        self.stream = stream or sys.stderr
-        self.tty = bool(getattr(self.stream, "isatty", lambda: False)())
-
-    def __call__(self, elapsed, completed, start, duration):
-        elapsed = float(elapsed)
-        done = completed >= 1.0
-        if (elapsed < self.after and not self.shown) or (done and not self.shown):
-            return
-        text = (
-            f"ctattn spiking: {100 * completed:5.1f}% of {float(duration):.2f} s simulated in {elapsed:.1f} s"
-        )
-        if self.tty:
-            print("\r" + text, end="\n" if done else "", file=self.stream, flush=True)
-        else:
-            print(text, file=self.stream, flush=True)
-        self.shown = True
+    def __init__(self, after: float = 2.0, stream=None, ticker: bool = False):
+        super().__init__("ctattn spiking", after=after, stream=stream, ticker=ticker)
