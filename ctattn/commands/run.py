@@ -103,6 +103,10 @@ def register(sub) -> None:
     p.add_argument("--out", metavar="DIR", default=None, help="write result.npz and manifest.json here")
     p.add_argument("--plots", action="store_true", help="with --out: also write the run's figures")
     p.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+    p.add_argument(
+        "--spikes", action="store_true", help="spiking, with --out: record every population's spikes (spikes.npz)"
+    )
+    p.add_argument("--nwb", metavar="FILE.nwb", default=None, help="spiking: write spikes, rates and windows as NWB")
     p.set_defaults(func=_main)
 
 
@@ -123,11 +127,11 @@ def config_from_args(args) -> RunConfig:
 FIGURE_TRACE_DT_MS = 5.0
 
 
-def execute(cfg: RunConfig, *, progress: bool | None = None, record: bool = False):
+def execute(cfg: RunConfig, *, progress: bool | None = None, record: bool = False, spikes: bool = False):
     """Build the problem from ``cfg`` and simulate it (returns an :class:`~ctattn.api.Run`).
 
     ``record=True`` also records what the figures need: rate traces (rate and spiking
-    backends) and every population's spikes (spiking backend).
+    backends) and every population's spikes (spiking backend); ``spikes=True`` only the spikes.
     """
     from ctattn.api import problem_from_config, simulate
 
@@ -135,9 +139,9 @@ def execute(cfg: RunConfig, *, progress: bool | None = None, record: bool = Fals
     options = cfg.backend_options()
     if record and cfg["backend"] in ("rate", "spiking"):
         options["trace_dt_ms"] = FIGURE_TRACE_DT_MS
-    if record and cfg["backend"] == "spiking":
+    if (record or spikes) and cfg["backend"] == "spiking":
         options["record_spikes"] = True
-    if cfg["backend"] == "spiking" and progress is not None:
+    if cfg["backend"] in ("rate", "spiking") and progress is not None:
         options["progress"] = progress
     elif cfg["backend"] != "spiking":
         stray = sorted(k for k in ("neurons_per_unit", "window_ms") if k in options)
@@ -157,7 +161,7 @@ def execute(cfg: RunConfig, *, progress: bool | None = None, record: bool = Fals
     )
 
 
-def write_run(run, out_dir: str, *, plots: bool = False, command: str = "run") -> None:
+def write_run(run, out_dir: str, *, plots: bool = False, command: str = "run", spikes: bool = False) -> None:
     """Write ``result.npz`` and ``manifest.json`` (and figures) to ``out_dir``, all or nothing."""
     with atomic_output(out_dir) as tmp:
         arrays = dict(Y=run.Y, Y_ref=run.Y_ref, X=run.tokens.X, **run.weights.arrays())
@@ -170,6 +174,10 @@ def write_run(run, out_dir: str, *, plots: bool = False, command: str = "run") -
             tmp / "manifest.json",
             manifest(command, run.config, run.config.get("seed"), summary=run.summary()),
         )
+        if spikes and run.result.spikes:  # every population's spikes, for ctattn export --nwb
+            from ctattn.analysis.nwb import neurons_per_unit, save_spikes
+
+            save_spikes(tmp / "spikes.npz", run.result.spikes, neurons_per_unit(run.circuit, run.result.info))
         if plots:
             from ctattn.analysis.figures import write_run_figures
 
@@ -211,11 +219,20 @@ def _main(args) -> int:
     if args.plots and not args.out:
         raise InputError("--plots: needs --out DIR to write the figures into")
     cfg = config_from_args(args)
-    run = execute(cfg, progress=not args.json or sys.stderr.isatty(), record=args.plots)
+    want_spikes = bool(args.nwb or args.spikes)
+    if want_spikes and cfg["backend"] != "spiking":
+        raise InputError(f"{'--nwb' if args.nwb else '--spikes'}: only the spiking backend records spikes")
+    # progress goes to stderr (a line every ~30 s when it is not a terminal), never to stdout
+    run = execute(cfg, progress=True, record=args.plots, spikes=want_spikes)
     summary = run.summary()
     if args.out:
-        write_run(run, args.out, plots=args.plots)
+        write_run(run, args.out, plots=args.plots, spikes=want_spikes)
         summary["out"] = os.path.abspath(args.out)
+    if args.nwb:
+        from ctattn.commands.export import write_run_nwb
+
+        write_run_nwb(run, args.nwb)
+        summary["nwb"] = os.path.abspath(args.nwb)
     if args.json:
         print(json.dumps(to_jsonable(summary)))
     else:
