@@ -9,8 +9,9 @@ Neurodata Without Borders (pynwb) file layout:
   ``inhibitory``: pools are inhibitory interneurons), ``region``, ``column`` and ``unit`` (the
   rate unit the neuron belongs to) and ``cell`` (its index within the unit). Neurons that never
   fired are rows with no spike times.
-* ``processing/misc``: one TimeSeries per population, the mean rate per neuron of each rate
-  unit (Hz) in bins of ``bin_ms`` (10 ms), counted from the spikes above.
+* ``processing/misc``: one TimeSeries per population, its population rate: the mean rate per
+  neuron over all its neurons (Hz) in bins of ``bin_ms`` (10 ms), counted from the spikes above
+  (per-unit rates follow from the Units table).
 * ``intervals/token_windows`` (TimeIntervals): one row per presentation window, with the query
   token it shows (-1: none), the token written into the memory (-1: none) and its counting
   phase (``count_start``, ``count_stop``; NaN where the window is not read out).
@@ -204,7 +205,9 @@ def write_nwb(
     )
     windows = token_windows(circuit, info)
     duration = windows[-1]["stop_time"] if windows else float(info.get("sim_time_s", 0.0))
-    _units_table(nwbfile, circuit, spikes, n_of, resolution=float(info["dt_ms"]) * 1e-3, duration=duration)
+    dt = float(info["dt_ms"]) * 1e-3
+    # the network runs one step past the last window (its count monitors tick at the end)
+    _units_table(nwbfile, circuit, spikes, n_of, resolution=dt, duration=duration + dt)
 
     table = TimeIntervals(name="token_windows", description="presentation window of each token")
     for name, text in (
@@ -220,25 +223,24 @@ def write_nwb(
     nwbfile.add_time_intervals(table)
 
     bins = max(int(np.ceil(duration / (bin_ms * 1e-3) - 1e-9)), 1)
-    edges = np.arange(bins + 1) * bin_ms * 1e-3
     module = nwbfile.create_processing_module(
-        name="misc", description=f"population rates: mean rate per neuron of each rate unit, {bin_ms:g} ms bins"
+        name="misc", description=f"population rates: mean rate per neuron of each population, {bin_ms:g} ms bins"
     )
     for pop in circuit.populations:
         if pop.name not in spikes:
             continue
-        t, i = np.asarray(spikes[pop.name][0], float), np.asarray(spikes[pop.name][1], np.int64)
-        n = n_of[pop.name]
-        hist, _, _ = np.histogram2d(t, i // n, bins=[edges, np.arange(pop.size + 1)])
+        t = np.asarray(spikes[pop.name][0], float)
+        # bin k holds [k, k+1) bin widths; the last also the final step (the run ends one dt late)
+        hist = np.bincount(np.minimum((t / (bin_ms * 1e-3) + 1e-9).astype(int), bins - 1), minlength=bins)
         module.add(
             TimeSeries(
                 name=pop.name.replace("/", "_"),
-                data=hist / (n * bin_ms * 1e-3),
+                data=hist / (pop.size * n_of[pop.name] * bin_ms * 1e-3),
                 unit="Hz",
                 starting_time=0.0,
                 rate=1e3 / bin_ms,
-                description=f"{pop.anatomy}: rate per neuron (Hz) of each of its {pop.size} units ({pop.role})",
-                comments="columns: rate units, flat index column * n_units + unit",
+                description=f"{pop.anatomy} ({pop.role}): mean rate per neuron over its "
+                f"{pop.size * n_of[pop.name]} neurons (Hz)",
             )
         )
     with NWBHDF5IO(str(path), "w") as io:

@@ -62,7 +62,7 @@ def run(circuit: Circuit, tokens: Tokens, **options) -> SimulationResult:
     Options (all optional): ``tau_ms`` (10), ``settle_ms`` (300), ``write_ms`` (100),
     ``dt_ms`` (1), ``target`` (``numpy`` or ``cython``), ``trace_dt_ms`` (record rate traces
     of every population at this interval; ``None``: only window ends), ``progress`` (False;
-    True: progress on stderr once a run lasts over 2 s, :mod:`ctattn.core.progress`).
+    True: progress on stderr once a run lasts over 5 s, :mod:`ctattn.core.progress`).
     """
     unknown = sorted(set(options) - set(DEFAULTS))
     if unknown:
@@ -77,7 +77,7 @@ def run(circuit: Circuit, tokens: Tokens, **options) -> SimulationResult:
     if opts["target"] not in ("numpy", "cython"):
         raise InputError(f"target: the rate backend runs on 'numpy' or 'cython', not {opts['target']!r}")
     start = time.perf_counter()
-    report = Progress("ctattn rate", ticker=True) if opts["progress"] else None
+    report = Progress("ctattn rate", after=5.0, ticker=True) if opts["progress"] else None
     with brian2_target(opts["target"]), report or nullcontext():
         Y, window_rates, traces, sim_s = _simulate(circuit, tokens, timing, opts["trace_dt_ms"], report)
     info = dict(

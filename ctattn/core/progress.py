@@ -153,7 +153,8 @@ class Progress:
         if self.total and self._bar.total != self.total:
             self._bar.total = self.total
             self._bar.bar_format = None  # the build phase is over: a full bar from now on
-        self._bar.n = min(self.done, self._bar.total or self.done)
+        done = min(self.done, self._bar.total or self.done)
+        self._bar.n = int(done) if float(done).is_integer() else done
         if self.note:
             self._bar.set_postfix_str(self.note, refresh=False)
         self._bar.refresh()

@@ -84,8 +84,6 @@ def _validate_run(raw: dict, source: str) -> dict:
     lesion, area = extra["lesion"], extra["lesion_area"]
     if lesion is not None and not isinstance(lesion, str):
         raise InputError(f'{source}: lesion: expected a target name (e.g. "L23") or "none", got {lesion!r}')
-    if lesion == "none":
-        lesion = None
     if area is not None and (isinstance(area, bool) or not isinstance(area, (int, str))):
         raise InputError(f"{source}: lesion_area: expected an area number or name, got {area!r}")
     values.update(lesion=lesion, lesion_area=area)

@@ -98,7 +98,7 @@ def simulate_task(config: dict, *, progress: bool = False, **extra_options):
         variant=cfg["variant"], phi=cfg["phi"], beta=cfg["beta"], causal=cfg["causal"], layout=cfg["layout"]
     )
     circuit = circuit_for(weights, tokens, spec)
-    if config.get("lesion"):
+    if config.get("lesion") not in (None, "none"):
         circuit = lesion(circuit, silence=[config["lesion"]], area=config.get("lesion_area"))
     result = get_backend(cfg["backend"]).run(circuit, tokens, **options)
     Y_ref = multihead_attention(

@@ -93,7 +93,7 @@ Options (all optional; durations in ms or Brian2 quantities, rates in Hz or quan
 layer -> Hz merged into :data:`RATE_SCALE_HZ`), ``relay_firing`` (``regular`` |
 ``poisson``), ``target`` (``numpy`` | ``cython`` | ``standalone``), ``seed`` (0; the master
 seed of every random stream of the run), ``progress`` (False; True: progress on stderr once a
-run lasts over 2 s), ``record_spikes`` (False: spikes of the readout only; True: of every
+run lasts over 5 s, build included; :mod:`ctattn.core.progress`), ``record_spikes`` (False: spikes of the readout only; True: of every
 population), ``trace_dt_ms`` (None: record every unit's filtered spike train ``a``, whose
 mean is its rate, at this interval), ``standalone_dir`` (where C++ standalone builds; default
 a fresh temporary folder, removed afterwards; a kept folder rebuilds incrementally),

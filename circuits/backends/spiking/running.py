@@ -57,7 +57,7 @@ def run(circuit: Circuit, tokens: Tokens, **options) -> SimulationResult:
     else:
         context = brian2_target(target)
     # Brian2's progress report: the standalone binary writes its own to stderr; the runtime
-    # targets call _Progress, which stays quiet for the first 2 s
+    # targets call _Progress, which stays quiet for the first 5 s
     report = None
     if opts["progress"]:
         report = "stderr" if target == "standalone" else _Progress(ticker=True)  # ticks while building
@@ -125,5 +125,5 @@ class _Progress(Progress):
     """Brian2 ``report`` callback of the spiking run (:class:`ctattn.core.progress.Progress`):
     quiet for the first ``after`` s, then a tqdm bar on a terminal or a line every ~30 s."""
 
-    def __init__(self, after: float = 2.0, stream=None, ticker: bool = False):
+    def __init__(self, after: float = 5.0, stream=None, ticker: bool = False):
         super().__init__("ctattn spiking", after=after, stream=stream, ticker=ticker)
