@@ -29,7 +29,6 @@ import uuid
 from datetime import datetime, timezone
 
 import numpy as np
-
 from ctattn.circuits.backends.spiking.options import SpikingTiming
 from ctattn.circuits.description import Circuit
 
@@ -113,7 +112,9 @@ def _units_table(
     from pynwb.misc import Units
 
     times, ends = [], []
-    labels = {k: [] for k in ("population", "area", "layer", "cell_type", "ei", "region", "column", "unit", "cell")}
+    labels = {
+        k: [] for k in ("population", "area", "layer", "cell_type", "ei", "region", "column", "unit", "cell")
+    }
     total = 0
     for pop in circuit.populations:
         if pop.name not in spikes:
@@ -139,7 +140,9 @@ def _units_table(
         labels["unit"] += list(unit % pop.n_units)
         labels["cell"] += list(neuron % n)
     spike_times = VectorData(
-        name="spike_times", description="spike times (s)", data=np.concatenate(times) if times else np.zeros(0)
+        name="spike_times",
+        description="spike times (s)",
+        data=np.concatenate(times) if times else np.zeros(0),
     )
     index = VectorIndex(
         name="spike_times_index", data=np.concatenate(ends) if ends else np.zeros(0, int), target=spike_times
@@ -224,7 +227,8 @@ def write_nwb(
 
     bins = max(int(np.ceil(duration / (bin_ms * 1e-3) - 1e-9)), 1)
     module = nwbfile.create_processing_module(
-        name="misc", description=f"population rates: mean rate per neuron of each population, {bin_ms:g} ms bins"
+        name="misc",
+        description=f"population rates: mean rate per neuron of each population, {bin_ms:g} ms bins",
     )
     for pop in circuit.populations:
         if pop.name not in spikes:

@@ -9,6 +9,7 @@ import pytest
 pynwb = pytest.importorskip("pynwb")
 
 from ctattn.analysis.nwb import load_spikes, neurons_per_unit, spike_counts, token_windows  # noqa: E402
+
 from ctattn.cli import main  # noqa: E402
 from ctattn.commands.export import write_run_nwb  # noqa: E402
 from ctattn.commands.run import execute, write_run  # noqa: E402
@@ -16,8 +17,17 @@ from ctattn.config import RunConfig, validate_config  # noqa: E402
 
 # softmax: every layer, the gain cells and the inhibitory pools spike
 SMALL = dict(
-    backend="spiking", variant="softmax", heads=2, tokens=3, d_model=4, d_k=2, d_v=2,
-    neurons_per_unit=3, window_ms=20, settle_ms=20, seed=11,
+    backend="spiking",
+    variant="softmax",
+    heads=2,
+    tokens=3,
+    d_model=4,
+    d_k=2,
+    d_v=2,
+    neurons_per_unit=3,
+    window_ms=20,
+    settle_ms=20,
+    seed=11,
 )
 # what nwbinspector asks of a recording that a simulation cannot honestly give: a subject, an
 # experimenter and an institution; keywords are left out because Neo's NWBIO cannot read them.
@@ -56,7 +66,11 @@ def test_nwb_holds_exactly_the_runs_spike_counts_and_neo_reads_it(spiking_run, t
         assert (rows["cell"].to_numpy() == np.arange(len(per_neuron)) % n_of[name]).all()
     assert per_neuron.sum() > 0
     pools = table[table["layer"] == "pool"]
-    assert len(pools) and (pools["ei"] == "inhibitory").all() and (table[table["layer"] == "L5"]["ei"] == "excitatory").all()
+    assert (
+        len(pools)
+        and (pools["ei"] == "inhibitory").all()
+        and (table[table["layer"] == "L5"]["ei"] == "excitatory").all()
+    )
     assert set(table["area"]) >= {"A0", "A1"}
     # token windows and rates agree with the run's own schedule and counts
     assert len(windows) == len(run.circuit.schedule)
@@ -90,7 +104,9 @@ def test_export_of_a_saved_run_equals_the_direct_file(spiking_run, tmp_path, cap
     assert a.drop(columns="spike_times").equals(b.drop(columns="spike_times"))
     assert all(np.array_equal(x, y) for x, y in zip(a["spike_times"], b["spike_times"]))
     assert wa.equals(wb)
-    assert wa["count_start"].tolist() == [w["count_start"] for w in token_windows(run.circuit, run.result.info)]
+    assert wa["count_start"].tolist() == [
+        w["count_start"] for w in token_windows(run.circuit, run.result.info)
+    ]
 
 
 def test_nwb_bad_requests_exit_2_and_write_nothing(tmp_path, capsys):

@@ -20,9 +20,7 @@ __all__ = ["register", "write_run_nwb", "export_run_dir"]
 
 
 def register(sub) -> None:
-    p = sub.add_parser(
-        "export", help="write a saved spiking run as NWB", description=__doc__.splitlines()[0]
-    )
+    p = sub.add_parser("export", help="write a saved spiking run as NWB", description=__doc__.splitlines()[0])
     p.add_argument("dir", metavar="RUNDIR", help="output folder of ctattn run --backend spiking --spikes")
     p.add_argument("--nwb", metavar="FILE.nwb", required=True, help="the NWB file to write")
     p.set_defaults(func=_main)

@@ -104,9 +104,13 @@ def register(sub) -> None:
     p.add_argument("--plots", action="store_true", help="with --out: also write the run's figures")
     p.add_argument("--json", action="store_true", help="print one JSON object on stdout")
     p.add_argument(
-        "--spikes", action="store_true", help="spiking, with --out: record every population's spikes (spikes.npz)"
+        "--spikes",
+        action="store_true",
+        help="spiking, with --out: record every population's spikes (spikes.npz)",
     )
-    p.add_argument("--nwb", metavar="FILE.nwb", default=None, help="spiking: write spikes, rates and windows as NWB")
+    p.add_argument(
+        "--nwb", metavar="FILE.nwb", default=None, help="spiking: write spikes, rates and windows as NWB"
+    )
     p.set_defaults(func=_main)
 
 
