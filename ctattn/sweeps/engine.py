@@ -131,7 +131,7 @@ def run_sweep(
     if not todo:
         return counts
     client, cluster = _client(scheduler, workers)
-    bar = Progress("ctattn sweep", total=len(todo), unit="tasks", after=0.0) if progress else None
+    bar = Progress("ctattn sweep", total=len(todo), unit="tasks", after=0.0, ticker=True) if progress else None
     try:
         tag = spec.fingerprint()
         futures = [

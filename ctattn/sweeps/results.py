@@ -76,12 +76,12 @@ def to_dataset(sweep: dict, records: dict):
 
 
 def tidy_rows(sweep: dict, records: dict) -> list[dict]:
-    """One row per task: id, axis values, replicate, seed, status, measures, error."""
+    """One row per task: id, axis values, replicate, its master seed, status, measures, error."""
     rows = []
     for task in sweep["tasks"]:
         rec = records.get(task["task_id"], {})
         row = dict(task_id=task["task_id"], **task["coords"], replicate=task["replicate"])
-        row.update(seed=task["config"]["seed"], status=rec.get("status", "missing"))
+        row.update(task_seed=task["config"]["seed"], status=rec.get("status", "missing"))
         row.update({m: rec.get(m) for m in MEASURES})
         row["error"] = rec.get("error", "")
         rows.append(row)

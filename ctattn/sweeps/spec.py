@@ -18,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
+import os
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -86,6 +87,9 @@ def _validate_run(raw: dict, source: str) -> dict:
         raise InputError(f'{source}: lesion: expected a target name (e.g. "L23") or "none", got {lesion!r}')
     if area is not None and (isinstance(area, bool) or not isinstance(area, (int, str))):
         raise InputError(f"{source}: lesion_area: expected an area number or name, got {area!r}")
+    for key in ("weights", "inputs"):  # workers may run elsewhere: never a relative path
+        if values[key]:
+            values[key] = os.path.abspath(values[key])
     values.update(lesion=lesion, lesion_area=area)
     return values
 
@@ -146,8 +150,6 @@ def sweep_from_dict(obj: dict, source: str = "sweep") -> SweepSpec:
 
 def load_sweep(path) -> SweepSpec:
     """Read and validate a sweep config file (TOML)."""
-    import os
-
     path = os.fspath(path)
     if not path.endswith(".toml"):
         raise InputError(f"sweep: expected a TOML file, got {path}")
