@@ -78,6 +78,8 @@ def sweep_error_figure(ds, x: str = "neurons_per_unit", line: str = "window_ms",
                 ax.plot(xs, b, ":", color=color)
         ax.set_xscale("log")
         ax.set_yscale("log")
+        ax.set_xticks(xs, [f"{v:g}" for v in xs])
+        ax.xaxis.set_minor_locator(plt.NullLocator())
         ax.set_xlabel(x.replace("_", " "))
         ax.set_ylabel("relative error ||Y - Y_ref|| / ||Y_ref||")
         title = ", ".join(f"{d} = {err[d].values[i]}" for d, i in sel.items())

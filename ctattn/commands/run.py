@@ -222,8 +222,12 @@ def print_summary(summary: dict, stream=None) -> None:
 def _main(args) -> int:
     if args.plots and not args.out:
         raise InputError("--plots: needs --out DIR to write the figures into")
+    if args.spikes and not args.out:
+        raise InputError("--spikes: needs --out DIR to save the spikes into")
     cfg = config_from_args(args)
     want_spikes = bool(args.nwb or args.spikes)
+    if args.nwb and not args.nwb.endswith(".nwb"):  # checked before a long run, not after
+        raise InputError(f"--nwb: the file name must end in .nwb, got {args.nwb}")
     if want_spikes and cfg["backend"] != "spiking":
         raise InputError(f"{'--nwb' if args.nwb else '--spikes'}: only the spiking backend records spikes")
     # progress goes to stderr (a line every ~30 s when it is not a terminal), never to stdout

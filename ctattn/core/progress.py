@@ -150,6 +150,8 @@ class Progress:
                 dynamic_ncols=True,
                 bar_format=None if self.total else "{desc}: {elapsed} building",
             )
+            self._bar.start_t -= time.monotonic() - self._start  # count the wait before the bar
+            self._bar.last_print_t = self._bar.start_t
         if self.total and self._bar.total != self.total:
             self._bar.total = self.total
             self._bar.bar_format = None  # the build phase is over: a full bar from now on
