@@ -9,7 +9,6 @@ prints one comparison row per run and writes each run's figures and manifest und
 from __future__ import annotations
 
 import os
-import sys
 
 from ctattn.config import RunConfig, validate_config
 
@@ -54,7 +53,7 @@ def _main(args) -> int:
             if args.skip_spiking:
                 continue
         cfg = RunConfig(validate_config({**overrides, "seed": args.seed}))
-        run = execute(cfg, progress=sys.stderr.isatty(), record=True)
+        run = execute(cfg, progress=True, record=True)
         s = run.summary()
         print(
             f"{name:<22} {s['backend']:<8} {s['layout']:<7} {s['rel_error']:>10.2e} {s['max_abs_error']:>10.2e} "

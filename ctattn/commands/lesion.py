@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -96,10 +95,9 @@ def lesion_run(
 
     weights, tokens = problem_from_config(cfg.values)
     options = cfg.backend_options()
-    if cfg["backend"] == "spiking":
-        if progress is not None:
-            options["progress"] = progress
-    else:
+    if cfg["backend"] in ("rate", "spiking") and progress is not None:
+        options["progress"] = progress
+    if cfg["backend"] != "spiking":
         stray = sorted(k for k in ("neurons_per_unit", "window_ms") if k in options)
         if stray:
             raise InputError(f"{', '.join(stray)}: only the spiking backend takes this option")
@@ -248,9 +246,7 @@ def _lesion_main(args) -> int:
         if args.kv_tokens is None and not args.inputs:
             args.kv_tokens = (args.tokens or 8) + 1
     cfg = config_from_args(args)
-    out = lesion_run(
-        cfg, silence, cut, area, circuit_kind=args.circuit, progress=not args.json or sys.stderr.isatty()
-    )
+    out = lesion_run(cfg, silence, cut, area, circuit_kind=args.circuit, progress=True)
     summary = out["summary"]
     if args.out:
         spec = dict(silence=silence, cut=cut, area=area, circuit=args.circuit)
