@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -148,16 +149,29 @@ def test_the_same_sweep_on_a_scheduler_address_gives_identical_results(local_swe
 
 
 def test_an_interrupted_sweep_resumes_without_redoing_finished_tasks(tmp_path):
-    sweep = {
-        "run": dict(heads=2, tokens=3, d_model=4),
-        "axes": {"seed": [0, 1, 2, 3], "weight_scale": [0.5, 1, 2]},
-    }
-    spec = sweep_from_dict(sweep)
+    """``ctattn sweep`` stopped with Ctrl-C (SIGINT) halfway, then ``--resume``."""
+    config = tmp_path / "s.toml"
+    config.write_text(
+        '[run]\nbackend = "rate"\nheads = 1\ntokens = 2\nd_model = 4\nsettle_ms = 20\n'
+        "[axes]\nseed = [0, 1, 2, 3]\nweight_scale = [0.5, 1.0, 2.0]\n"
+    )
     out = tmp_path / "s"
-    first = run_sweep(spec, out, workers=1, progress=False, stop_after=6)  # interrupted halfway
-    assert first["done"] == 6 and first["pending"] == 6
+    cmd = [sys.executable, "-m", "ctattn.cli", "sweep", str(config), "--out", str(out), "--workers", "1"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 120
+    while len(list((out / "tasks").glob("t*.json"))) < 4 and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.1)
+    proc.send_signal(signal.SIGINT)  # interrupted, as a user would
+    assert proc.wait(timeout=60) == 130, proc.stderr.read()
     before = read_records(out)
+    assert 4 <= len(before) < 12 and not (out / "results.nc").exists()
     stamps = {k: (r["started"], os.stat(out / "tasks" / f"{k}.json").st_mtime_ns) for k, r in before.items()}
+    spec = sweep_from_dict(
+        {
+            "run": dict(backend="rate", heads=1, tokens=2, d_model=4, settle_ms=20),
+            "axes": {"seed": [0, 1, 2, 3], "weight_scale": [0.5, 1.0, 2.0]},
+        }
+    )
     with pytest.raises(InputError, match="--resume"):
         run_sweep(spec, out, workers=1, progress=False)  # refuses to start over silently
     second = run_sweep(spec, out, workers=1, progress=False, resume=True)
@@ -166,7 +180,7 @@ def test_an_interrupted_sweep_resumes_without_redoing_finished_tasks(tmp_path):
     assert len(after) == 12 and all(r["status"] == "ok" for r in after.values())
     for k, (started, mtime) in stamps.items():  # finished tasks were not redone
         assert after[k]["started"] == started and os.stat(out / "tasks" / f"{k}.json").st_mtime_ns == mtime
-    changed = {**sweep, "axes": {**sweep["axes"], "seed": [0, 1]}}
+    changed = {"run": spec.base, "axes": {"seed": [0, 1]}}
     with pytest.raises(InputError, match="different sweep"):
         run_sweep(sweep_from_dict(changed), out, resume=True, progress=False)
 

@@ -112,13 +112,11 @@ def run_sweep(
     resume: bool = False,
     progress: bool = True,
     source: str | None = None,
-    stop_after: int | None = None,
 ) -> dict:
     """Run the sweep's unfinished tasks, saving each record as it finishes.
 
     Returns ``{"done": n ok now, "failed": n failed now, "skipped": n already ok, "pending": n
-    left}``. ``stop_after`` stops after that many tasks have finished in this call (as an
-    interruption would; used by the tests).
+    left}``. An interruption (Ctrl-C) closes the cluster; the records saved so far stay.
     """
     from dask.distributed import as_completed
 
@@ -158,10 +156,6 @@ def run_sweep(
             if bar is not None:
                 finished_now = counts["done"] + counts["failed"]
                 bar.update(finished_now, note=f"{counts['failed']} failed", final=not counts["pending"])
-            if stop_after is not None and counts["done"] + counts["failed"] >= stop_after:
-                for f in futures:
-                    f.cancel()
-                break
     finally:
         if bar is not None:
             bar.close()
