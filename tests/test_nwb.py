@@ -65,6 +65,11 @@ def test_nwb_holds_exactly_the_runs_spike_counts_and_neo_reads_it(spiking_run, t
         np.testing.assert_array_equal(got, per_neuron)  # per neuron, exactly the run's counts
         assert (rows["cell"].to_numpy() == np.arange(len(per_neuron)) % n_of[name]).all()
     assert per_neuron.sum() > 0
+    # the simulator's own spike counters (synapses onto the units, not the spike monitors) saw the
+    # same spikes: every one before the network's extra last step
+    end = run.result.info["sim_time_s"] - 0.5 * run.result.info["dt_ms"] * 1e-3
+    in_file = sum(int(np.sum(np.asarray(t) < end)) for t in table["spike_times"])
+    assert in_file == run.result.info["n_spikes"] > 0
     pools = table[table["layer"] == "pool"]
     assert (
         len(pools)
