@@ -20,8 +20,9 @@ constants measured on this project's 2-core reference machine (``benchmarks/reso
 prints the estimate next to the measured wall time); it is an order of magnitude, not a
 promise. A run is refused, with the estimate in the message, when its memory would exceed
 the memory available (``CTATTN_MAX_MEMORY_GB`` overrides it) or it would take more than a week
-of simulation steps; :func:`softmax_exp_bound` refuses softmax runs whose apical gain
-``exp(beta s)`` would overflow, from an a-priori bound on the scores.
+of simulation steps; :func:`check_softmax_finite` refuses softmax runs whose apical gain
+``exp(beta s)`` could overflow, from an a-priori bound on the scores (the exact norms of the
+first-stage drives ``q_i``, ``k_j``, never the circuit's or the reference's scores).
 """
 
 from __future__ import annotations
@@ -194,31 +195,29 @@ def check_fits(est: Estimate) -> None:
 
 
 def softmax_exp_bound(weights, tokens, beta: float) -> float:
-    """An a-priori bound on ``beta |s_ij|``, ``s_ij = q_i . k_j``, from the weights and inputs:
-    ``beta max_h (||W_Q[h]||_2 max_i ||x_i|| + ||b_Q[h]||) (||W_K[h]||_2 max_j ||x_j|| + ||b_K[h]||)``
-    (Cauchy-Schwarz; norms computed with scaling, so they do not overflow themselves)."""
-
-    def norms(A):  # row norms of A, scaled to avoid overflow in the squares
-        s = float(np.max(np.abs(A))) if A.size else 0.0
-        return np.zeros(A.shape[0]) if s == 0 else s * np.linalg.norm(A / s, axis=-1)
-
-    def spectral(W):
-        s = float(np.max(np.abs(W)))
-        return 0.0 if s == 0 else s * float(np.linalg.norm(W / s, 2))
-
-    x_q = float(norms(tokens.X).max())
-    x_k = float(norms(tokens.kv).max())
+    """An a-priori bound on ``beta |s_ij|``, ``s_ij = q_i . k_j``, from the weights and inputs
+    alone (no circuit, no reference): ``beta max_h max_i ||q_i^h|| max_j ||k_j^h||``
+    (Cauchy-Schwarz) with ``q_i^h = W_Q[h] x_i + b_Q[h]``, ``k_j^h = W_K[h] x_j + b_K[h]``, the
+    drives of the first stage; inputs are scaled first, so the bound itself does not overflow."""
+    if beta == 0:
+        return 0.0
+    sx = max(float(np.max(np.abs(tokens.X))), float(np.max(np.abs(tokens.kv))), 1e-300)
+    sw = max(float(np.max(np.abs(weights.W_Q))), float(np.max(np.abs(weights.W_K))), 1e-300)
     bound = 0.0
     for h in range(weights.n_heads):
-        q = spectral(weights.W_Q[h]) * x_q + (
-            0.0 if weights.b_Q is None else float(norms(weights.b_Q[h : h + 1])[0])
-        )
-        k = spectral(weights.W_K[h]) * x_k + (
-            0.0 if weights.b_K is None else float(norms(weights.b_K[h : h + 1])[0])
-        )
-        bound = max(bound, q * k)
+        # (W/sw)(x/sx) + b/(sw sx): everything O(1) until the norms are multiplied back.
+        q = (tokens.X / sx) @ (weights.W_Q[h] / sw).T
+        k = (tokens.kv / sx) @ (weights.W_K[h] / sw).T
+        with np.errstate(over="ignore", under="ignore"):
+            if weights.b_Q is not None:
+                q = q + weights.b_Q[h] / sw / sx
+            if weights.b_K is not None:
+                k = k + weights.b_K[h] / sw / sx
+            nq = float(np.max(np.linalg.norm(q, axis=-1)))
+            nk = float(np.max(np.linalg.norm(k, axis=-1)))
+        bound = max(bound, nq * nk)
     with np.errstate(over="ignore"):
-        return float(beta) * bound
+        return float(beta * (sw * sx) * (sw * sx) * bound) if bound > 0 else 0.0
 
 
 def check_softmax_finite(weights, tokens, beta: float) -> None:

@@ -26,6 +26,7 @@ from ctattn.core.problem import (
     AttentionWeights,
     InputError,
     Tokens,
+    as_real_array,
     load_npz,
     random_weights,
 )
@@ -126,7 +127,7 @@ def load_targets(path, tokens: Tokens) -> np.ndarray:
         raise InputError(f"targets: unknown key(s) {unknown} in {path}; allowed: ['T']")
     if "T" not in arrays:
         raise InputError(f"targets: missing key 'T' in {path}")
-    T = Tokens(X=arrays["T"]).X if arrays["T"].ndim == 2 else arrays["T"]
+    T = as_real_array("T", arrays["T"], 2)
     if T.shape != tokens.X.shape:
         raise InputError(f"T: expected shape {tokens.X.shape} (n_tokens, d_model) like X, got {T.shape}")
     return T

@@ -31,6 +31,7 @@ __all__ = [
     "random_weights",
     "random_tokens",
     "load_npz",
+    "as_real_array",
     "check_positive_int",
     "check_seed",
 ]
@@ -104,6 +105,7 @@ def load_npz(path: str | os.PathLike, what: str) -> dict[str, np.ndarray]:
 
 
 _load_npz = load_npz
+as_real_array = _as_array
 
 
 def _as_scalar(name: str, value) -> float:
