@@ -11,6 +11,8 @@ with both outputs and the comparison::
 
 from __future__ import annotations
 
+import logging
+import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -147,7 +149,17 @@ def simulate(
     if spec.variant == "softmax":
         check_softmax_finite(weights, tokens, spec.resolved_beta(weights))
     circuit = circuit_for(weights, tokens, spec)
-    result = module.run(circuit, tokens, **backend_options)
+    # Overflow shows up as inf/NaN rates, which check_finite_result reports by population;
+    # numpy's and Brian2's warnings about it would only add lines to the one-line error.
+    invalid_values = logging.getLogger("brian2.groups.group.invalid_values")
+    level = invalid_values.level
+    invalid_values.setLevel(logging.ERROR)
+    try:
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            result = module.run(circuit, tokens, **backend_options)
+    finally:
+        invalid_values.setLevel(level)
     check_finite_result(result)
     Y_ref = multihead_attention(
         tokens.X, **weights.arrays(), X_kv=tokens.X_kv, **spec.reference_kwargs(weights)

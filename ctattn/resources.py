@@ -202,22 +202,26 @@ def softmax_exp_bound(weights, tokens, beta: float) -> float:
     if beta == 0:
         return 0.0
     sx = max(float(np.max(np.abs(tokens.X))), float(np.max(np.abs(tokens.kv))), 1e-300)
-    sw = max(float(np.max(np.abs(weights.W_Q))), float(np.max(np.abs(weights.W_K))), 1e-300)
     bound = 0.0
     for h in range(weights.n_heads):
-        # (W/sw)(x/sx) + b/(sw sx): everything O(1) until the norms are multiplied back.
-        q = (tokens.X / sx) @ (weights.W_Q[h] / sw).T
-        k = (tokens.kv / sx) @ (weights.W_K[h] / sw).T
-        with np.errstate(over="ignore", under="ignore"):
-            if weights.b_Q is not None:
-                q = q + weights.b_Q[h] / sw / sx
-            if weights.b_K is not None:
-                k = k + weights.b_K[h] / sw / sx
-            nq = float(np.max(np.linalg.norm(q, axis=-1)))
-            nk = float(np.max(np.linalg.norm(k, axis=-1)))
-        bound = max(bound, nq * nk)
-    with np.errstate(over="ignore"):
-        return float(beta * (sw * sx) * (sw * sx) * bound) if bound > 0 else 0.0
+        # Scaled so that no product overflows: q = s_q (W_Q/s_q)(x/sx) sx + b_Q, likewise k.
+        nq = _scaled_drive_norm(weights.W_Q[h], None if weights.b_Q is None else weights.b_Q[h], tokens.X, sx)
+        nk = _scaled_drive_norm(
+            weights.W_K[h], None if weights.b_K is None else weights.b_K[h], tokens.kv, sx
+        )
+        with np.errstate(over="ignore"):
+            bound = max(bound, float(beta) * nq * nk)
+    return bound
+
+
+def _scaled_drive_norm(W, b, X, sx) -> float:
+    """``max_i ||W x_i + b||`` computed as ``s ||(W/sw)(x/sx) + b/s||`` with ``s = sw sx``."""
+    sw = max(float(np.max(np.abs(W))), 0.0 if b is None else float(np.max(np.abs(b))) / sx, 1e-300)
+    with np.errstate(over="ignore", under="ignore"):
+        drive = (X / sx) @ (W / sw).T
+        if b is not None:
+            drive = drive + b / sw / sx
+        return float(np.max(np.linalg.norm(drive, axis=-1))) * sw * sx
 
 
 def check_softmax_finite(weights, tokens, beta: float) -> None:
