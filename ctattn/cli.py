@@ -83,14 +83,25 @@ def main(argv: list[str] | None = None) -> int:
         print(f"ctattn: error: {_one_line(exc)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
+        _quiet_brian2()
         print("ctattn: interrupted (SIGINT)", file=sys.stderr)
         return 130
     except Terminated:
+        _quiet_brian2()
         print("ctattn: terminated (SIGTERM)", file=sys.stderr)
         return 143
     finally:
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
+
+
+def _quiet_brian2() -> None:
+    """An abandoned Brian2 run warns, as its objects are collected, that they never ran; after
+    an interrupt that is expected, so only the one line is printed."""
+    if "brian2" in sys.modules:
+        import logging
+
+        logging.getLogger("brian2").setLevel(logging.CRITICAL)
 
 
 def _one_line(exc: BaseException) -> str:
