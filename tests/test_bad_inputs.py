@@ -120,6 +120,7 @@ def test_dry_run_prints_the_estimate_and_writes_nothing(tmp_path, capsys):
 
 def test_json_is_strict_and_metrics_do_not_overflow(capsys):
     from ctattn.analysis.metrics import max_abs_error, relative_error
+
     from ctattn.output import dumps
 
     assert json.loads(dumps({"a": float("nan"), "b": [np.inf, 1.0]})) == {"a": None, "b": [None, 1.0]}
@@ -132,6 +133,7 @@ def test_json_is_strict_and_metrics_do_not_overflow(capsys):
 
 def test_circuit_size_formulas_are_exact():
     from ctattn.circuits.build import circuit_for
+
     from ctattn.core.problem import AttentionSpec, random_tokens, random_weights
     from ctattn.resources import circuit_size
 

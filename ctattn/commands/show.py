@@ -57,9 +57,9 @@ def _read_manifest(folder: Path) -> dict:
             raise InputError(
                 f"show: {path}: '{key}' must be a {kind.__name__}, got {type(data[key]).__name__}"
             )
-    if "command" not in data:
+    if not isinstance(data.get("command"), str):
         raise InputError(f"show: {path} is not a ctattn manifest (no 'command')")
-    return data
+    return {k: v for k, v in data.items() if v is not None}
 
 
 def _real(name: str, arrays: dict, npz: Path) -> np.ndarray:
