@@ -197,6 +197,8 @@ def _train(args) -> int:
         value = getattr(args, name)
         if value < (0 if name == "steps" else 1):
             raise InputError(f"--{name.replace('_', '-')}: expected a positive integer, got {value}")
+    if args.lr is not None and not (np.isfinite(args.lr) and args.lr > 0):
+        raise InputError(f"--lr: expected a positive finite learning rate, got {args.lr}")
     check_out_dir(args.out)  # before training, not after it
     task = make_task(
         args.task,

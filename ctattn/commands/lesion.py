@@ -234,9 +234,12 @@ def _lesion_main(args) -> int:
     saved = None
     if args.config and args.config.endswith(".json"):
         try:
-            saved = json.loads(Path(args.config).read_text()).get("lesion")
-        except (OSError, json.JSONDecodeError):
+            saved = json.loads(Path(args.config).read_bytes())
+            saved = saved.get("lesion") if isinstance(saved, dict) else None
+        except (OSError, ValueError, RecursionError):
             saved = None  # config_from_args reports the problem with the file
+        if saved is not None and not isinstance(saved, dict):
+            raise InputError(f"config: {args.config}: 'lesion' must be a table")
     if not silence and not cut and saved:
         silence, cut = list(saved.get("silence", [])), list(saved.get("cut", []))
         area = saved.get("area") if area is None else area
