@@ -15,10 +15,10 @@ the divisive variants (normalized, softmax) else 0::
 Memory: the recorded window-end rates (``windows x neurons`` doubles, twice: monitor and
 result), the synapse lists (about 24 bytes per synapse in numpy, 120 in Brian2), the Brian2
 step tables (two doubles per time step), and the spiking backend's ``n`` neurons per unit
-(about 200 bytes each). Time: ``steps x (c0 + c1 (neurons + synapses))`` with per-step
-constants measured on this project's 2-core reference machine (``benchmarks/resources.py``
-prints the estimate next to the measured wall time); it is an order of magnitude, not a
-promise. A run is refused, with the estimate in the message, when its memory would exceed
+(about 200 bytes each). Time: ``t0 + steps x (c0 + c1 (neurons + synapses))`` (``t0``:
+Brian2's code generation in a fresh process) with constants measured on this project's 2-core
+machine (``benchmarks/resources.py`` prints the estimate next to the measured wall time); it
+is an order of magnitude (within about 2x there), not a promise. A run is refused, with the estimate in the message, when its memory would exceed
 the memory available (``CTATTN_MAX_MEMORY_GB`` overrides it) or it would take more than a week
 of simulation steps; :func:`check_softmax_finite` refuses softmax runs whose apical gain
 ``exp(beta s)`` could overflow, from an a-priori bound on the scores (the exact norms of the
@@ -41,8 +41,10 @@ __all__ = ["Estimate", "estimate", "check_fits", "available_memory_bytes", "soft
 #: Largest x with exp(x) finite in float64.
 EXP_LIMIT = math.log(np.finfo(float).max)
 MAX_SECONDS = 7 * 24 * 3600.0
-# Per-step costs (s): fixed overhead of a Brian2 step and cost per neuron or synapse.
-_STEP_COST = {"rate": (1.8e-4, 9e-9), "spiking": (3e-4, 1.2e-8)}
+# Per-step costs (s): fixed overhead of a Brian2 step and cost per neuron or synapse; and the
+# fixed cost of a Brian2 run in a fresh process (code generation), from benchmarks/resources.py.
+_STEP_COST = {"rate": (2e-4, 2.5e-8), "spiking": (3e-4, 3e-8)}
+_BRIAN2_START_S = 6.0
 _BYTES_PER_SYNAPSE = {"ideal": 24, "rate": 120, "spiking": 160}
 _RATE_DEFAULTS = dict(settle_ms=300.0, write_ms=100.0)
 _SPIKING_DEFAULTS = dict(settle_ms=100.0, window_ms=200.0, neurons_per_unit=40)
@@ -123,7 +125,7 @@ def estimate(
     memory += 8.0 * (dims["tokens"] + M) * dims["d_model"]
     if backend == "ideal":
         steps, simulated = windows, 0.0
-        time_s = windows * (2e-4 + 2e-8 * (neurons + synapses))
+        time_s = windows * (2e-4 + 5e-9 * (neurons + synapses))
     else:
         defaults = _RATE_DEFAULTS if backend == "rate" else _SPIKING_DEFAULTS
         o = {**defaults, **opts}
@@ -143,7 +145,7 @@ def estimate(
             memory += 8.0 * neurons * simulated * 1e3 / o["trace_dt_ms"]
         c0, c1 = _STEP_COST[backend]
         work = neurons_simulated if backend == "spiking" else neurons
-        time_s = steps * (c0 + c1 * (work + synapses))
+        time_s = _BRIAN2_START_S + steps * (c0 + c1 * (work + synapses))
     return Estimate(backend, neurons, synapses, windows, steps, simulated, memory, time_s)
 
 
