@@ -249,6 +249,13 @@ CLI_CASES = [
     ("output safety", "grad --out an input file", lambda p: (_grad_files(p), _grad(p, "W.npz"))[1]),
     ("output safety", "grad --out an unrelated file", lambda p: (_grad_files(p), _write(p, "G.npz", "mine"), _grad(p, "G.npz"))[2]),
     ("output safety", "demo --out under a file", lambda p: (_write(p, "file.txt", "keep"), ["demo", "--out", str(p / "file.txt")])[1]),
+    ("output safety", "figure --out /dev/null", lambda p: ["figure", "traces", "--out", "/dev/null"]),
+    ("output safety", "figure --out .", lambda p: ["figure", "traces", "--out", "."]),
+    ("output safety", "figure --out a folder named .png", lambda p: ((p / "f.png").mkdir(), ["figure", "traces", "--out", str(p / "f.png")])[1]),
+    ("output safety", "figure --out a non-PNG file", lambda p: (_write(p, "notes.png", "my notes"), ["figure", "traces", "--out", str(p / "notes.png")])[1]),
+    ("output safety", "figure --out its own config", lambda p: (_write(p, "c.png", "[figure]\n"), ["figure", "traces", "--config", str(p / "c.png"), "--out", str(p / "c.png")])[1]),
+    ("unreadable", "figure: invalid TOML", lambda p: ["figure", "traces", "--config", _write(p, "f.toml", "a = = 1")]),
+    ("unreadable", "figure: missing config", lambda p: ["figure", "traces", "--config", str(p / "nope.toml")]),
     # -- repeatability -----------------------------------------------------------------------
     ("repeatability", "manifest input changed", _changed_input),
     ("repeatability", "manifest names a missing input", lambda p: _run(p, "--config", _write(p, "m.json", json.dumps(dict(config=dict(weights=str(p / "gone.npz"))))))),
