@@ -82,6 +82,9 @@ def main(argv: list[str] | None = None) -> int:
     except InputError as exc:
         print(f"ctattn: error: {_one_line(exc)}", file=sys.stderr)
         return 2
+    except MemoryError:
+        print("ctattn: error: out of memory (ctattn run --dry-run prints a run's estimate)", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         _quiet_brian2()
         print("ctattn: interrupted (SIGINT)", file=sys.stderr)
