@@ -327,8 +327,8 @@ def predicted_output(
 
 
 def relative_change(Y: np.ndarray, Y_base: np.ndarray, scale: np.ndarray | None = None) -> float:
-    """``||Y - Y_base||_F / ||scale||_F`` (``scale`` defaults to ``Y_base``)."""
-    scale = Y_base if scale is None else scale
-    denom = float(np.linalg.norm(scale))
-    diff = float(np.linalg.norm(np.asarray(Y, float) - np.asarray(Y_base, float)))
-    return diff / denom if denom > 0 else diff
+    """``||Y - Y_base||_F / ||scale||_F`` (``scale`` defaults to ``Y_base``), overflow-free
+    (:func:`ctattn.analysis.metrics.relative_difference`)."""
+    from ctattn.analysis.metrics import relative_difference
+
+    return relative_difference(Y, Y_base, scale)

@@ -11,6 +11,8 @@ with both outputs and the comparison::
 
 from __future__ import annotations
 
+import logging
+import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -21,16 +23,27 @@ from ctattn.circuits.backends import get_backend
 from ctattn.circuits.backends.result import SimulationResult
 from ctattn.circuits.build import circuit_for
 from ctattn.circuits.description import Circuit
+from ctattn.config import parse_duration_ms
 from ctattn.core.problem import (
     AttentionSpec,
     AttentionWeights,
     InputError,
     Tokens,
+    check_positive_int,
+    check_seed,
     random_tokens,
     random_weights,
 )
+from ctattn.resources import check_fits, check_softmax_finite, estimate
 
-__all__ = ["Run", "simulate", "problem_from_config"]
+__all__ = [
+    "Run",
+    "simulate",
+    "problem_from_config",
+    "problem_dims",
+    "check_finite_result",
+    "check_backend_options",
+]
 
 
 @dataclass
@@ -104,13 +117,50 @@ def simulate(
 
     ``tokens`` may be a :class:`Tokens` or an array ``X (N, D)`` (self-attention).
     ``backend_options`` go to the backend (e.g. ``settle_ms`` for ``rate``,
-    ``neurons_per_unit``, ``window_ms``, ``seed`` for ``spiking``).
+    ``neurons_per_unit``, ``window_ms``, ``seed`` for ``spiking``); an option the backend does
+    not take is an error. Bad arguments raise ``ValueError`` (:class:`InputError`) or
+    ``TypeError`` naming the parameter; a run that would not fit in memory is refused with its
+    estimate (:mod:`ctattn.resources`), and a non-finite rate or output stops it with an
+    :class:`InputError` naming the population.
     """
+    if not isinstance(weights, AttentionWeights):
+        raise TypeError(
+            f"weights: expected AttentionWeights (ctattn.random_weights(...) or "
+            f"AttentionWeights(W_Q=..., ...)), got {type(weights).__name__}"
+        )
     if not isinstance(tokens, Tokens):
+        if isinstance(tokens, dict):
+            raise TypeError("tokens: expected Tokens or an array X (N, D), got dict (use Tokens(**arrays))")
         tokens = Tokens(X=tokens)
+    if not isinstance(backend, str):
+        raise TypeError(f"backend: expected a string, got {type(backend).__name__}")
+    if not isinstance(causal, (bool, np.bool_)):
+        raise TypeError(f"causal: expected True or False, got {causal!r}")
     spec = AttentionSpec(variant=variant, phi=phi, beta=beta, causal=causal, layout=layout)
+    module = get_backend(backend)
+    backend_options = check_backend_options(backend, module, backend_options)
+    tokens.check_against(weights)
+    spec.check_circuit()
+    check_fits(
+        estimate(
+            backend, problem_dims(weights, tokens), variant=variant, layout=layout, options=backend_options
+        )
+    )
+    if spec.variant == "softmax":
+        check_softmax_finite(weights, tokens, spec.resolved_beta(weights))
     circuit = circuit_for(weights, tokens, spec)
-    result = get_backend(backend).run(circuit, tokens, **backend_options)
+    # Overflow shows up as inf/NaN rates, which check_finite_result reports by population;
+    # numpy's and Brian2's warnings about it would only add lines to the one-line error.
+    invalid_values = logging.getLogger("brian2.groups.group.invalid_values")
+    level = invalid_values.level
+    invalid_values.setLevel(logging.ERROR)
+    try:
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            result = module.run(circuit, tokens, **backend_options)
+    finally:
+        invalid_values.setLevel(level)
+    check_finite_result(result)
     Y_ref = multihead_attention(
         tokens.X, **weights.arrays(), X_kv=tokens.X_kv, **spec.reference_kwargs(weights)
     )
@@ -126,8 +176,77 @@ def simulate(
     )
 
 
-def problem_from_config(cfg: dict) -> tuple[AttentionWeights, Tokens]:
-    """Weights and tokens from files (``weights``, ``inputs``) or drawn from ``seed``."""
+def problem_dims(weights: AttentionWeights, tokens: Tokens) -> dict:
+    """The sizes :func:`ctattn.resources.estimate` reads."""
+    return dict(
+        heads=weights.n_heads,
+        tokens=tokens.n_tokens,
+        kv_tokens=tokens.n_kv if tokens.cross else None,
+        d_model=weights.d_model,
+        d_k=weights.d_k,
+        d_v=weights.d_v,
+    )
+
+
+_INT_OPTIONS = ("neurons_per_unit", "seed", "normalizer_neurons")
+_BOOL_OPTIONS = ("progress", "record_spikes")
+
+
+def check_backend_options(backend: str, module, options: dict) -> dict:
+    """Options named and typed for ``backend``: durations (``*_ms``) as numbers or strings with
+    units, integers as integers; an option the backend does not take raises naming it."""
+    accepted = set(getattr(module, "DEFAULTS", {}))
+    out = {}
+    for name, value in options.items():
+        if name not in accepted:
+            takes = ", ".join(sorted(accepted)) if accepted else "none"
+            raise InputError(f"{name}: the {backend} backend does not take this option (it takes: {takes})")
+        if value is None:
+            out[name] = None
+        elif name.endswith("_ms"):
+            out[name] = parse_duration_ms(name, value)
+        elif name in _INT_OPTIONS:
+            out[name] = check_seed(value) if name == "seed" else check_positive_int(name, value)
+        elif name in _BOOL_OPTIONS and not isinstance(value, (bool, np.bool_)):
+            raise TypeError(f"{name}: expected True or False, got {value!r}")
+        else:
+            out[name] = value
+    return out
+
+
+def check_finite_result(result: SimulationResult) -> None:
+    """Stop with an :class:`InputError` naming the first population (in window order) whose
+    rates, or the decoded output, are NaN or infinite."""
+    for name, rates in result.window_rates.items():
+        bad = ~np.isfinite(np.asarray(rates, dtype=float))
+        if bad.any():
+            window = int(np.argwhere(bad)[0][0])
+            raise InputError(
+                f"{name}: non-finite rates in window {window} (the circuit overflowed; "
+                "lower beta or the scale of the weights or inputs)"
+            )
+    Y = np.asarray(result.Y, dtype=float)
+    if not np.all(np.isfinite(Y)):
+        row = int(np.argwhere(~np.isfinite(Y))[0][0])
+        raise InputError(f"Y: the circuit's output is not finite for token {row}")
+
+
+def problem_from_config(cfg: dict, explicit=()) -> tuple[AttentionWeights, Tokens]:
+    """Weights and tokens from files (``weights``, ``inputs``) or drawn from ``seed``.
+
+    Drawn problems are checked against the memory available before they are drawn. Sizes set
+    explicitly (``explicit``, a set of keys) that contradict the files are errors."""
+    if not cfg["weights"] or not cfg["inputs"]:
+        dims = dict(
+            heads=cfg["heads"], tokens=cfg["tokens"], kv_tokens=cfg.get("kv_tokens"),
+            d_model=cfg["d_model"], d_k=cfg["d_k"], d_v=cfg["d_v"],
+        )  # fmt: skip
+        backend = cfg.get("backend") or "ideal"
+        check_fits(
+            estimate(
+                backend, dims, variant=cfg.get("variant") or "linear", layout=cfg.get("layout") or "mask"
+            )
+        )
     scale = cfg.get("weight_scale", 1.0)
     if cfg["weights"]:
         if scale != 1.0:
@@ -148,6 +267,26 @@ def problem_from_config(cfg: dict) -> tuple[AttentionWeights, Tokens]:
     else:
         tokens = random_tokens(cfg["seed"], cfg["tokens"], weights.d_model, n_kv=cfg["kv_tokens"])
     tokens.check_against(weights)
-    if tokens.X_kv is None and cfg.get("kv_tokens") and cfg["inputs"]:
-        raise InputError("kv_tokens: the inputs file has no X_kv; cross-attention needs it")
+    if (
+        cfg["inputs"]
+        and cfg.get("kv_tokens") is not None
+        and cfg["kv_tokens"] != (tokens.n_kv if tokens.cross else None)
+    ):
+        have = f"{tokens.n_kv} key/value tokens (X_kv)" if tokens.cross else "no X_kv"
+        raise InputError(f"kv_tokens: {cfg['kv_tokens']} contradicts the inputs file, which has {have}")
+    checks = []
+    if cfg["weights"]:
+        checks += [
+            ("heads", weights.n_heads),
+            ("d_model", weights.d_model),
+            ("d_k", weights.d_k),
+            ("d_v", weights.d_v),
+        ]
+    if cfg["inputs"]:
+        checks += [("tokens", tokens.n_tokens)]
+    for key, actual in checks:
+        if key in explicit and cfg[key] != actual:
+            raise InputError(
+                f"{key}: {cfg[key]} contradicts the {'weights' if key != 'tokens' else 'inputs'} file, which has {actual}"
+            )
     return weights, tokens

@@ -9,6 +9,7 @@ layer.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from ctattn.analysis.figures import (
@@ -136,14 +137,37 @@ def load_figure_config(name: str, path=None):
     return figure, RunConfig(validate_config(raw, source=f"{source} [run]"))
 
 
+def _is_png(path) -> bool:
+    with open(path, "rb") as fh:
+        return fh.read(8) == b"\x89PNG\r\n\x1a\n"
+
+
 def make_figure(name: str, config=None, out=None, *, progress=None) -> tuple[Path, dict]:
     """Draw figure ``name`` from its config file (default :func:`default_config_path`).
 
     Returns the PNG's path (``out``, else ``figure.out``, else ``figures/NAME.png``) and a
-    summary of the numbers behind it.
+    summary of the numbers behind it. The path must end in ``.png`` and may only replace a
+    PNG (never a folder, another file or the config); the figure is drawn into a temporary
+    sibling file and renamed into place, so an error or interrupt leaves nothing partial.
     """
+    from ctattn.output import check_out_file
+
     figure, cfg = load_figure_config(name, config)
-    out = Path(out or figure.get("out") or f"figures/{name}.png")
+    final = Path(out or figure.get("out") or f"figures/{name}.png")
+    if final.suffix != ".png":
+        raise InputError(f"--out: figures are written as PNG; give a name ending in .png, got {str(final)!r}")
+    final = check_out_file(final, [config], recognise=_is_png)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp = final.with_name(f".{final.stem}.tmp{os.getpid()}.png")
+    try:
+        _, summary = _draw(name, figure, cfg, tmp, progress)
+        os.replace(tmp, final)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return final, summary
+
+
+def _draw(name: str, figure: dict, cfg, out: Path, progress) -> tuple[Path, dict]:
     if name == "lesions":
         from ctattn.analysis.experiments import PREDICTIONS, run_prediction
 

@@ -9,6 +9,7 @@ each population's cells sit inside its merged group, so results are reported per
 from __future__ import annotations
 
 import contextlib
+import shutil
 import tempfile
 from dataclasses import dataclass, field
 
@@ -34,6 +35,7 @@ def brian2_target(target: str, *, standalone_dir: str | None = None):
     if target not in TARGETS:
         raise InputError(f"target: unknown {target!r}; choose one of {list(TARGETS)}")
     old_target = brian2.prefs.codegen.target
+    directory = None
     try:
         if target == "standalone":
             directory = standalone_dir or tempfile.mkdtemp(prefix="ctattn_standalone_")
@@ -47,6 +49,8 @@ def brian2_target(target: str, *, standalone_dir: str | None = None):
             brian2.device.reinit()
             brian2.device.activate()
             brian2.set_device("runtime")
+            if standalone_dir is None and directory is not None:
+                shutil.rmtree(directory, ignore_errors=True)  # a build folder we made: never left behind
 
 
 @dataclass

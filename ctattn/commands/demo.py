@@ -38,7 +38,10 @@ def _main(args) -> int:
     from ctattn.circuits.backends import get_backend
     from ctattn.commands.run import execute, write_run
     from ctattn.core.problem import InputError
+    from ctattn.output import check_out_dir
 
+    for name, _ in DEMO_RUNS:  # every folder is checked before the first run
+        check_out_dir(os.path.join(args.out, name))
     print("ctattn demo: 4 heads, 8 tokens, d_model 16, d_k = d_v = 4, relu, linear attention")
     print(
         f"{'run':<22} {'backend':<8} {'layout':<7} {'rel_error':>10} {'max_abs':>10} {'neurons':>8} {'wall_s':>7}"

@@ -3,10 +3,9 @@
 
 from __future__ import annotations
 
-import json
 import sys
 
-from ctattn.output import to_jsonable
+from ctattn.output import dumps
 
 __all__ = ["register"]
 
@@ -46,7 +45,7 @@ def _figure_main(args) -> int:
 
     path, summary = make_figure(args.name, args.config, args.out, progress=progress)
     if args.json:
-        print(json.dumps(to_jsonable(dict(figure=str(path), summary=summary))))
+        print(dumps(dict(figure=str(path), summary=summary)))
     else:
         print(f"ctattn figure {args.name}: wrote {path}")
     return 0

@@ -14,7 +14,6 @@ being the ideal circuit's, checks the learned weights in the ``rate`` backend, a
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 import tempfile
@@ -22,8 +21,16 @@ from pathlib import Path
 
 import numpy as np
 
-from ctattn.core.problem import AttentionSpec, AttentionWeights, InputError, Tokens, random_weights
-from ctattn.output import atomic_output, manifest, to_jsonable, write_json
+from ctattn.core.problem import (
+    AttentionSpec,
+    AttentionWeights,
+    InputError,
+    Tokens,
+    as_real_array,
+    load_npz,
+    random_weights,
+)
+from ctattn.output import atomic_output, check_out_dir, check_out_file, dumps, manifest, write_json
 
 __all__ = ["register", "load_targets"]
 
@@ -112,28 +119,28 @@ def register(sub) -> None:
 
 # -- grad -------------------------------------------------------------------------------------
 def load_targets(path, tokens: Tokens) -> np.ndarray:
-    """``T (N, D)`` from ``T.npz``; a missing file, unknown key, wrong shape or NaN names ``T``."""
-    try:
-        with np.load(path, allow_pickle=False) as data:
-            arrays = {k: data[k] for k in data.files}
-    except FileNotFoundError:
-        raise InputError(f"targets: file not found: {path}") from None
-    except (OSError, ValueError) as exc:
-        raise InputError(f"targets: cannot read {path} as .npz ({exc})") from None
+    """``T (N, D)`` from ``T.npz``; a missing or unreadable file, unknown key, wrong shape, a
+    non-real dtype or NaN names ``T``."""
+    arrays = load_npz(path, "targets")
     unknown = sorted(set(arrays) - {"T"})
     if unknown:
         raise InputError(f"targets: unknown key(s) {unknown} in {path}; allowed: ['T']")
     if "T" not in arrays:
         raise InputError(f"targets: missing key 'T' in {path}")
-    try:
-        T = np.asarray(arrays["T"], dtype=float)
-    except (TypeError, ValueError):
-        raise InputError("T: expected a numeric array") from None
+    T = as_real_array("T", arrays["T"], 2)
     if T.shape != tokens.X.shape:
         raise InputError(f"T: expected shape {tokens.X.shape} (n_tokens, d_model) like X, got {T.shape}")
-    if not np.all(np.isfinite(T)):
-        raise InputError("T: contains NaN or infinite values")
     return T
+
+
+def _is_grad_output(path) -> bool:
+    """A previous ``ctattn grad`` output: an .npz holding ``loss`` and only gradient arrays."""
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            names = set(data.files)
+    except Exception:
+        return False
+    return "loss" in names and all(n == "loss" or n.startswith(("dW_", "db_")) for n in names)
 
 
 def _save_npz_atomic(path: str, arrays: dict) -> None:
@@ -153,6 +160,7 @@ def _save_npz_atomic(path: str, arrays: dict) -> None:
 def _grad(args) -> int:
     from ctattn.analysis.gradients import attention_gradients
 
+    final = check_out_file(args.out, [args.weights, args.inputs, args.targets], recognise=_is_grad_output)
     weights = AttentionWeights.load(args.weights)
     tokens = Tokens.load(args.inputs)
     tokens.check_against(weights)
@@ -160,7 +168,10 @@ def _grad(args) -> int:
     spec = AttentionSpec(variant=args.variant, phi=args.phi, beta=args.beta, causal=args.causal)
     kwargs = spec.reference_kwargs(weights)
     result = attention_gradients(tokens.X, T, **weights.arrays(), **kwargs, X_kv=tokens.X_kv)
-    _save_npz_atomic(args.out, dict(result.grads, loss=np.asarray(result.loss)))
+    values = [result.loss, *result.grads.values()]
+    if not all(np.all(np.isfinite(v)) for v in values):
+        raise InputError("loss: the gradients or the loss are not finite (inputs too large for float64)")
+    _save_npz_atomic(str(final), dict(result.grads, loss=np.asarray(result.loss)))
     summary = dict(
         loss=result.loss,
         out=os.path.abspath(args.out),
@@ -172,7 +183,7 @@ def _grad(args) -> int:
         norms={k: float(np.linalg.norm(v)) for k, v in result.grads.items()},
     )
     if args.json:
-        print(json.dumps(to_jsonable(summary)))
+        print(dumps(summary))
     else:
         print(f"ctattn grad: E = {result.loss:.6g}; wrote {', '.join(result.grads)}, loss to {args.out}")
     return 0
@@ -186,6 +197,9 @@ def _train(args) -> int:
         value = getattr(args, name)
         if value < (0 if name == "steps" else 1):
             raise InputError(f"--{name.replace('_', '-')}: expected a positive integer, got {value}")
+    if args.lr is not None and not (np.isfinite(args.lr) and args.lr > 0):
+        raise InputError(f"--lr: expected a positive finite learning rate, got {args.lr}")
+    check_out_dir(args.out)  # before training, not after it
     task = make_task(
         args.task,
         args.seed,
@@ -251,7 +265,7 @@ def _train(args) -> int:
         plot_learning_curves({label: result}, tmp / "learning_curve.png")
         write_json(tmp / "manifest.json", manifest("train", config, args.seed, summary=summary))
     if args.json:
-        print(json.dumps(to_jsonable(summary)))
+        print(dumps(summary))
     else:
         print(f"ctattn train: {task.description}")
         print(

@@ -12,7 +12,7 @@ import numpy as np
 
 from ctattn.commands.show import format_value
 from ctattn.core.problem import InputError
-from ctattn.output import atomic_output, manifest, to_jsonable, write_json
+from ctattn.output import atomic_output, check_out_dir, dumps, manifest, write_json
 
 __all__ = ["register", "lesion_run"]
 
@@ -88,19 +88,18 @@ def lesion_run(
     from ctattn.analysis.decoding import decode_head_outputs
     from ctattn.analysis.lesions import lesion, predicted_output, relative_change
     from ctattn.analysis.reference import multihead_attention
-    from ctattn.api import problem_from_config
+    from ctattn.api import check_finite_result, problem_from_config
     from ctattn.circuits.backends import get_backend
     from ctattn.circuits.build import circuit_for
+    from ctattn.commands.run import run_estimate
     from ctattn.core.problem import AttentionSpec
+    from ctattn.resources import check_fits
 
-    weights, tokens = problem_from_config(cfg.values)
+    weights, tokens = problem_from_config(cfg.values, cfg.explicit)
+    check_fits(run_estimate(cfg, weights, tokens))
     options = cfg.backend_options()
     if cfg["backend"] in ("rate", "spiking") and progress is not None:
         options["progress"] = progress
-    if cfg["backend"] != "spiking":
-        stray = sorted(k for k in ("neurons_per_unit", "window_ms") if k in options)
-        if stray:
-            raise InputError(f"{', '.join(stray)}: only the spiking backend takes this option")
     targets = [*silence, *cut]
     if circuit_kind == "cross-reading":
         if cfg["variant"] != "linear" or cfg["causal"]:
@@ -125,8 +124,14 @@ def lesion_run(
     backend = get_backend(cfg["backend"])
     if cfg["backend"] == "spiking":
         options.setdefault("record_spikes", True)
+    if spec is not None and spec.variant == "softmax":
+        from ctattn.resources import check_softmax_finite
+
+        check_softmax_finite(weights, tokens, spec.resolved_beta(weights))
     intact = backend.run(circuit, tokens, **options)
+    check_finite_result(intact)
     lesioned = backend.run(lesioned_circuit, tokens, **options)
+    check_finite_result(lesioned)
 
     if spec is not None:
         Y_pred = predicted_output(weights, tokens, spec, targets, area=area)
@@ -220,7 +225,7 @@ def _lesion_figure(out, folder: Path) -> Path:
 
 
 def _lesion_main(args) -> int:
-    from ctattn.commands.run import config_from_args
+    from ctattn.commands.run import config_from_args, input_files
 
     if args.plots and not args.out:
         raise InputError("--plots: needs --out DIR to write the figures into")
@@ -228,9 +233,12 @@ def _lesion_main(args) -> int:
     saved = None
     if args.config and args.config.endswith(".json"):
         try:
-            saved = json.loads(Path(args.config).read_text()).get("lesion")
-        except (OSError, json.JSONDecodeError):
+            saved = json.loads(Path(args.config).read_bytes())
+            saved = saved.get("lesion") if isinstance(saved, dict) else None
+        except (OSError, ValueError, RecursionError):
             saved = None  # config_from_args reports the problem with the file
+        if saved is not None and not isinstance(saved, dict):
+            raise InputError(f"config: {args.config}: 'lesion' must be a table")
     if not silence and not cut and saved:
         silence, cut = list(saved.get("silence", [])), list(saved.get("cut", []))
         area = saved.get("area") if area is None else area
@@ -246,11 +254,14 @@ def _lesion_main(args) -> int:
         if args.kv_tokens is None and not args.inputs:
             args.kv_tokens = (args.tokens or 8) + 1
     cfg = config_from_args(args)
+    inputs = input_files(args, cfg)
+    if args.out:
+        check_out_dir(args.out, inputs)  # before the runs, not after them
     out = lesion_run(cfg, silence, cut, area, circuit_kind=args.circuit, progress=True)
     summary = out["summary"]
     if args.out:
         spec = dict(silence=silence, cut=cut, area=area, circuit=args.circuit)
-        with atomic_output(args.out) as tmp:
+        with atomic_output(args.out, inputs) as tmp:
             arrays = dict(
                 Y_intact=out["intact"].Y,
                 Y_lesioned=out["lesioned"].Y,
@@ -280,7 +291,7 @@ def _lesion_main(args) -> int:
                     )
         summary["out"] = os.path.abspath(args.out)
     if args.json:
-        print(json.dumps(to_jsonable(summary)))
+        print(dumps(summary))
         return 0
     print(f"ctattn lesion: {', '.join(summary['lesion'])} on the {summary['backend']} backend")
     rows = [

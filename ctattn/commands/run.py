@@ -1,9 +1,12 @@
 """``ctattn run``: simulate one circuit and compare it with the matrix reference.
 
 Keys come from ``--config FILE`` (TOML, or a run's ``manifest.json``), then command-line
-flags override them. ``--json`` prints one JSON object; ``--out DIR`` writes ``result.npz``
-(``Y``, ``Y_ref``, inputs and weights) and ``manifest.json`` (full config, seed, versions),
-all or nothing.
+flags override them. ``--json`` prints one JSON object (strict JSON); ``--out DIR`` writes
+``result.npz`` (``Y``, ``Y_ref``, inputs and weights) and ``manifest.json`` (full config, seed,
+versions, SHA-256 of the input files), all or nothing, after checking before the run that
+``DIR`` may be written (:func:`ctattn.output.check_out_dir`). Every run is first sized
+(:mod:`ctattn.resources`); ``--dry-run`` prints that estimate and stops. Re-running a manifest
+whose input files changed is refused unless ``--force``.
 """
 
 from __future__ import annotations
@@ -16,9 +19,17 @@ import numpy as np
 
 from ctattn.config import RunConfig, load_config, validate_config
 from ctattn.core.problem import InputError
-from ctattn.output import atomic_output, manifest, to_jsonable, write_json
+from ctattn.output import atomic_output, check_out_dir, dumps, file_sha256, manifest, write_json
 
-__all__ = ["register", "add_problem_arguments", "config_from_args", "execute", "write_run"]
+__all__ = [
+    "register",
+    "add_problem_arguments",
+    "config_from_args",
+    "execute",
+    "write_run",
+    "input_files",
+    "run_estimate",
+]
 
 # flag -> config key
 _FLAGS = {
@@ -36,6 +47,7 @@ _FLAGS = {
     "weights": "weights",
     "inputs": "inputs",
     "seed": "seed",
+    "weight_scale": "weight_scale",
     "causal": "causal",
     "biases": "biases",
     "neurons_per_unit": "neurons_per_unit",
@@ -79,6 +91,18 @@ def add_problem_arguments(p) -> None:
     p.add_argument("--inputs", metavar="X.npz", default=None)
     p.add_argument("--seed", type=int, default=None, metavar="S")
     p.add_argument(
+        "--weight-scale",
+        type=float,
+        default=None,
+        metavar="G",
+        help="multiply the scale of the random W_Q, W_K, W_V, W_O by G (default 1)",
+    )
+    p.add_argument(
+        "--force",
+        action="store_true",
+        help="run a manifest even if its input files changed since it was written",
+    )
+    p.add_argument(
         "--neurons-per-unit", type=int, default=None, metavar="n", help="spiking neurons per rate unit"
     )
     p.add_argument(
@@ -111,20 +135,77 @@ def register(sub) -> None:
     p.add_argument(
         "--nwb", metavar="FILE.nwb", default=None, help="spiking: write spikes, rates and windows as NWB"
     )
+    p.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="print the circuit's size and the run's memory and time estimate",
+    )
     p.set_defaults(func=_main)
 
 
 def config_from_args(args) -> RunConfig:
-    raw = dict(load_config(args.config)) if getattr(args, "config", None) else {}
+    """The validated configuration of ``--config`` and the flags; a manifest's recorded input
+    digests are checked against the files (refused on a change unless ``--force``)."""
+    config = getattr(args, "config", None)
+    raw = dict(load_config(config)) if config else {}
+    explicit = set() if (config or "").endswith(".json") else set(raw)
     for flag, key in _FLAGS.items():
         value = getattr(args, flag, None)
         if value is not None:
             raw[key] = value
-    values = validate_config(raw, source=args.config or "config")
+            explicit.add(key)
+    values = validate_config(raw, source=config or "config")
+    if config and config.endswith(".json"):
+        _check_digests(config, values, explicit, force=getattr(args, "force", False))
     for key in ("weights", "inputs"):
         if values[key]:
             values[key] = os.path.abspath(values[key])
-    return RunConfig(values)
+    return RunConfig(values, frozenset(explicit))
+
+
+def _check_digests(path: str, values: dict, explicit: set, *, force: bool) -> None:
+    try:
+        recorded = json.loads(open(path, "rb").read()).get("input_sha256") or {}
+    except (OSError, ValueError):
+        recorded = {}
+    if not isinstance(recorded, dict):
+        raise InputError(f"config: {path} has a malformed 'input_sha256' table")
+    for key in ("weights", "inputs"):
+        entry = recorded.get(key)
+        if key in explicit or not values[key] or not isinstance(entry, dict):
+            continue
+        if not os.path.isfile(values[key]):
+            continue  # the loader reports the missing file
+        now = file_sha256(values[key])
+        if now != entry.get("sha256") and not force:
+            raise InputError(
+                f"{key}: {values[key]} changed since the manifest was written (sha256 {now[:12]}... "
+                f"vs recorded {str(entry.get('sha256'))[:12]}...); pass --force to run it anyway"
+            )
+
+
+def input_files(args, cfg: RunConfig | None = None) -> list[str]:
+    """Every input file of a command, which an output may never replace."""
+    files = [getattr(args, "config", None)]
+    if cfg is not None:
+        files += [cfg["weights"], cfg["inputs"]]
+    files += [getattr(args, name, None) for name in ("weights", "inputs", "targets")]
+    return [f for f in files if f]
+
+
+def run_estimate(cfg: RunConfig, weights=None, tokens=None):
+    """The :class:`~ctattn.resources.Estimate` of ``cfg``'s run (sizes from the problem when
+    it is loaded, else from the configuration)."""
+    from ctattn.api import problem_dims
+    from ctattn.resources import estimate
+
+    if weights is not None:
+        dims = problem_dims(weights, tokens)
+    else:
+        dims = {k: cfg[k] for k in ("heads", "tokens", "kv_tokens", "d_model", "d_k", "d_v")}
+    return estimate(
+        cfg["backend"], dims, variant=cfg["variant"], layout=cfg["layout"], options=cfg.backend_options()
+    )
 
 
 # Interval at which time courses are recorded for figures (recording never changes the numbers).
@@ -137,9 +218,9 @@ def execute(cfg: RunConfig, *, progress: bool | None = None, record: bool = Fals
     ``record=True`` also records what the figures need: rate traces (rate and spiking
     backends) and every population's spikes (spiking backend); ``spikes=True`` only the spikes.
     """
-    from ctattn.api import problem_from_config, simulate
+    from ctattn.api import problem_dims, problem_from_config, simulate
 
-    weights, tokens = problem_from_config(cfg.values)
+    weights, tokens = problem_from_config(cfg.values, cfg.explicit)
     options = cfg.backend_options()
     if record and cfg["backend"] in ("rate", "spiking"):
         options["trace_dt_ms"] = FIGURE_TRACE_DT_MS
@@ -147,10 +228,8 @@ def execute(cfg: RunConfig, *, progress: bool | None = None, record: bool = Fals
         options["record_spikes"] = True
     if cfg["backend"] in ("rate", "spiking") and progress is not None:
         options["progress"] = progress
-    elif cfg["backend"] != "spiking":
-        stray = sorted(k for k in ("neurons_per_unit", "window_ms") if k in options)
-        if stray:
-            raise InputError(f"{', '.join(stray)}: only the spiking backend takes this option")
+    # The manifest records the sizes of the problem that ran (those of the files, if any).
+    config = {**cfg.values, **problem_dims(weights, tokens)}
     return simulate(
         weights,
         tokens,
@@ -160,14 +239,16 @@ def execute(cfg: RunConfig, *, progress: bool | None = None, record: bool = Fals
         phi=cfg["phi"],
         beta=cfg["beta"],
         causal=cfg["causal"],
-        config=cfg.values,
+        config=config,
         **options,
     )
 
 
-def write_run(run, out_dir: str, *, plots: bool = False, command: str = "run", spikes: bool = False) -> None:
+def write_run(
+    run, out_dir: str, *, plots: bool = False, command: str = "run", spikes: bool = False, inputs=()
+) -> None:
     """Write ``result.npz`` and ``manifest.json`` (and figures) to ``out_dir``, all or nothing."""
-    with atomic_output(out_dir) as tmp:
+    with atomic_output(out_dir, inputs) as tmp:
         arrays = dict(Y=run.Y, Y_ref=run.Y_ref, X=run.tokens.X, **run.weights.arrays())
         if run.tokens.X_kv is not None:
             arrays["X_kv"] = run.tokens.X_kv
@@ -219,22 +300,48 @@ def print_summary(summary: dict, stream=None) -> None:
             print(f"  {k:<{width}}  {text}", file=stream)
 
 
+def _dry_run(cfg: RunConfig, args) -> int:
+    """Print the estimate without drawing, building or running anything (files are read for
+    their sizes)."""
+    from ctattn.api import problem_from_config
+    from ctattn.resources import available_memory_bytes
+
+    if args.out:
+        check_out_dir(args.out, input_files(args, cfg))
+    weights = tokens = None
+    if cfg["weights"] or cfg["inputs"]:
+        weights, tokens = problem_from_config(cfg.values, cfg.explicit)
+    est = run_estimate(cfg, weights, tokens)
+    fits = est.memory_bytes <= available_memory_bytes()
+    if args.json:
+        print(dumps(dict(est.as_dict(), memory_available_bytes=available_memory_bytes(), fits=fits)))
+    else:
+        print(f"ctattn run --dry-run: {cfg['backend']} backend, {cfg['variant']}, {cfg['layout']} layout")
+        print(f"  {est.describe()}")
+        print(f"  simulated time {est.simulated_s:.4g} s; {'fits' if fits else 'does NOT fit'} in memory")
+    return 0
+
+
 def _main(args) -> int:
     if args.plots and not args.out:
         raise InputError("--plots: needs --out DIR to write the figures into")
     if args.spikes and not args.out:
         raise InputError("--spikes: needs --out DIR to save the spikes into")
     cfg = config_from_args(args)
+    if args.dry_run:
+        return _dry_run(cfg, args)
     want_spikes = bool(args.nwb or args.spikes)
     if args.nwb and not args.nwb.endswith(".nwb"):  # checked before a long run, not after
         raise InputError(f"--nwb: the file name must end in .nwb, got {args.nwb}")
     if want_spikes and cfg["backend"] != "spiking":
         raise InputError(f"{'--nwb' if args.nwb else '--spikes'}: only the spiking backend records spikes")
+    if args.out:
+        check_out_dir(args.out, input_files(args, cfg))  # before the run, not after it
     # progress goes to stderr (a line every ~30 s when it is not a terminal), never to stdout
     run = execute(cfg, progress=True, record=args.plots, spikes=want_spikes)
     summary = run.summary()
     if args.out:
-        write_run(run, args.out, plots=args.plots, spikes=want_spikes)
+        write_run(run, args.out, plots=args.plots, spikes=want_spikes, inputs=input_files(args, cfg))
         summary["out"] = os.path.abspath(args.out)
     if args.nwb:
         from ctattn.commands.export import write_run_nwb
@@ -242,7 +349,7 @@ def _main(args) -> int:
         write_run_nwb(run, args.nwb)
         summary["nwb"] = os.path.abspath(args.nwb)
     if args.json:
-        print(json.dumps(to_jsonable(summary)))
+        print(dumps(summary))
     else:
         print(f"ctattn run: {cfg['backend']} backend vs the matrix reference")
         print_summary(summary)

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ctattn.core.problem import InputError
-from ctattn.output import to_jsonable
+from ctattn.core.problem import InputError, load_npz
+from ctattn.output import dumps
 
 __all__ = ["register", "show", "format_value"]
 
@@ -32,36 +32,72 @@ def format_value(value) -> str:
     return str(value)
 
 
+_MANIFEST_FIELDS = dict(
+    command=str, created=str, argv=list, versions=dict, config=dict, summary=dict, lesion=dict
+)
+
+
+def _read_manifest(folder: Path) -> dict:
+    path = folder / "manifest.json"
+    if path.is_dir() or (path.exists() and not path.is_file()):
+        raise InputError(f"show: {path} is not a file")
+    try:
+        data = json.loads(path.read_bytes())
+    except FileNotFoundError:
+        raise InputError(f"show: {folder} has no manifest.json (is it a ctattn output folder?)") from None
+    except OSError as exc:
+        raise InputError(f"show: cannot read {path} ({exc.strerror})") from None
+    except (ValueError, RecursionError) as exc:
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise InputError(f"show: {path} is not valid JSON ({reason})") from None
+    if not isinstance(data, dict):
+        raise InputError(f"show: {path} is not a ctattn manifest (expected a JSON object)")
+    for key, kind in _MANIFEST_FIELDS.items():
+        if data.get(key) is not None and not isinstance(data[key], kind):
+            raise InputError(
+                f"show: {path}: '{key}' must be a {kind.__name__}, got {type(data[key]).__name__}"
+            )
+    if not isinstance(data.get("command"), str):
+        raise InputError(f"show: {path} is not a ctattn manifest (no 'command')")
+    return {k: v for k, v in data.items() if v is not None}
+
+
+def _real(name: str, arrays: dict, npz: Path) -> np.ndarray:
+    arr = arrays[name]
+    if arr.dtype.kind not in "iuf":
+        raise InputError(f"show: {npz}: {name} is not a real numeric array (dtype {arr.dtype})")
+    return arr.astype(float)
+
+
 def show(folder) -> dict:
     """The manifest of ``folder`` plus ``recomputed`` numbers from its ``result.npz``."""
     folder = Path(folder)
-    path = folder / "manifest.json"
     if not folder.is_dir():
         raise InputError(f"show: no folder {folder}")
-    try:
-        data = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise InputError(f"show: {folder} has no manifest.json (is it a ctattn output folder?)") from None
-    except json.JSONDecodeError as exc:
-        raise InputError(f"show: {path} is not valid JSON ({exc})") from None
+    data = _read_manifest(folder)
     recomputed = {}
     npz = folder / "result.npz"
     if npz.exists():
         from ctattn.analysis.metrics import max_abs_error, relative_error
 
-        with np.load(npz) as r:
-            if "Y" in r.files and "Y_ref" in r.files:
-                recomputed = dict(
-                    rel_error=relative_error(r["Y"], r["Y_ref"]),
-                    max_abs_error=max_abs_error(r["Y"], r["Y_ref"]),
+        arrays = load_npz(npz, "show: result.npz")
+        pairs = [("Y", "Y_ref"), ("Y_lesioned", "Y_intact"), ("Y_lesioned", "Y_ref")]
+        for a, b in pairs:
+            if a in arrays and b in arrays and _real(a, arrays, npz).shape != _real(b, arrays, npz).shape:
+                raise InputError(
+                    f"show: {npz}: {a} {arrays[a].shape} and {b} {arrays[b].shape} differ in shape"
                 )
-            if "Y_lesioned" in r.files:
-                from ctattn.analysis.lesions import relative_change
+        if "Y" in arrays and "Y_ref" in arrays:
+            Y, Y_ref = _real("Y", arrays, npz), _real("Y_ref", arrays, npz)
+            recomputed = dict(rel_error=relative_error(Y, Y_ref), max_abs_error=max_abs_error(Y, Y_ref))
+        if "Y_lesioned" in arrays and "Y_intact" in arrays and "Y_ref" in arrays:
+            from ctattn.analysis.lesions import relative_change
 
-                recomputed.update(
-                    change_vs_intact=relative_change(r["Y_lesioned"], r["Y_intact"]),
-                    change_vs_reference=relative_change(r["Y_lesioned"], r["Y_ref"]),
-                )
+            Y_les = _real("Y_lesioned", arrays, npz)
+            recomputed.update(
+                change_vs_intact=relative_change(Y_les, _real("Y_intact", arrays, npz)),
+                change_vs_reference=relative_change(Y_les, _real("Y_ref", arrays, npz)),
+            )
     figures = sorted(p.name for p in folder.glob("*.png"))
     return dict(manifest=data, recomputed=recomputed, figures=figures, folder=str(folder.resolve()))
 
@@ -73,13 +109,13 @@ def _show_main(args) -> int:
         return _show_sweep(args.dir, args.json)
     out = show(args.dir)
     if args.json:
-        print(json.dumps(to_jsonable(out)))
+        print(dumps(out))
         return 0
     m = out["manifest"]
     print(f"ctattn {m.get('command', '?')} output in {out['folder']}")
     print(f"  created  {m.get('created', '?')}")
     if m.get("argv"):
-        print(f"  argv     {' '.join(m['argv'])}")
+        print(f"  argv     {' '.join(str(a) for a in m['argv'])}")
     v = m.get("versions", {})
     print(
         "  versions "

@@ -30,6 +30,10 @@ __all__ = [
     "VARIANTS",
     "random_weights",
     "random_tokens",
+    "load_npz",
+    "as_real_array",
+    "check_positive_int",
+    "check_seed",
 ]
 
 LAYOUTS = ("mask", "memory")
@@ -42,10 +46,23 @@ class InputError(ValueError):
 
 
 def _as_array(name: str, value, ndim: int) -> np.ndarray:
+    # Only real numbers: complex values would lose their imaginary part, strings and booleans
+    # would be read as numbers by numpy, and a dict or object array has no numeric meaning.
+    if isinstance(value, (str, bytes, dict, set)) or value is None:
+        raise InputError(f"{name}: expected a numeric array, got {type(value).__name__}")
     try:
-        arr = np.asarray(value, dtype=float)
+        raw = np.asarray(value)
     except (TypeError, ValueError):
         raise InputError(f"{name}: expected a numeric array, got {type(value).__name__}") from None
+    if raw.dtype.kind not in "iuf":
+        kind = {"b": "boolean", "c": "complex", "U": "string", "S": "bytes", "O": "object"}
+        raise InputError(
+            f"{name}: expected real numbers, got a {kind.get(raw.dtype.kind, str(raw.dtype))} array"
+        )
+    try:
+        arr = raw.astype(float)
+    except (TypeError, ValueError, OverflowError):
+        raise InputError(f"{name}: expected a numeric array") from None
     if arr.ndim != ndim:
         raise InputError(f"{name}: expected {ndim} dimensions, got shape {arr.shape}")
     if not np.all(np.isfinite(arr)):
@@ -58,14 +75,63 @@ def _expect_shape(name: str, arr: np.ndarray, shape: tuple[int, ...]) -> None:
         raise InputError(f"{name}: expected shape {shape}, got {arr.shape}")
 
 
-def _load_npz(path: str | os.PathLike, what: str) -> dict[str, np.ndarray]:
+def load_npz(path: str | os.PathLike, what: str) -> dict[str, np.ndarray]:
+    """Every array of the ``.npz`` archive at ``path``; any unreadable file is an
+    :class:`InputError` naming ``what`` (missing, a folder, empty, truncated, not a zip archive,
+    a ``.npy`` array, pickled objects)."""
+    import zipfile
+
+    if not isinstance(path, (str, os.PathLike)):
+        raise InputError(f"{what}: expected a file path, got {type(path).__name__}")
+    if os.path.isdir(path):
+        raise InputError(f"{what}: {path} is a folder, not an .npz file")
     try:
-        with np.load(path, allow_pickle=False) as data:
+        if not os.path.exists(path):
+            raise FileNotFoundError(path)
+        if os.path.getsize(path) == 0:
+            raise InputError(f"{what}: {path} is empty")
+        data = np.load(path, allow_pickle=False)
+        if not isinstance(data, np.lib.npyio.NpzFile):
+            raise InputError(f"{what}: {path} holds a single .npy array, not an .npz archive of named arrays")
+        with data:
             return {k: data[k] for k in data.files}
     except FileNotFoundError:
         raise InputError(f"{what}: file not found: {path}") from None
-    except (OSError, ValueError) as exc:
-        raise InputError(f"{what}: cannot read {path} as .npz ({exc})") from None
+    except InputError:
+        raise
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile, KeyError, TypeError, RuntimeError) as exc:
+        reason = str(exc).splitlines()[0][:120] if str(exc) else type(exc).__name__
+        raise InputError(f"{what}: cannot read {path} as .npz ({reason})") from None
+
+
+_load_npz = load_npz
+as_real_array = _as_array
+
+
+def _as_scalar(name: str, value) -> float:
+    """A real number (not a boolean, string, complex or array with more than one element)."""
+    arr = value if isinstance(value, np.ndarray) else None
+    if arr is not None and arr.ndim == 0:
+        value = arr.item()
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise InputError(f"{name}: expected a real number, got {value!r}")
+    return float(value)
+
+
+def check_positive_int(name: str, value) -> int:
+    """``value`` as an ``int >= 1``; booleans, floats (even 2.0 from a string) and strings fail."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
+        raise InputError(f"{name}: expected a positive integer, got {value!r}")
+    if value < 1:
+        raise InputError(f"{name}: expected a positive integer, got {value!r}")
+    return int(value)
+
+
+def check_seed(value) -> int:
+    """A master seed: an ``int >= 0`` (``1.5`` or ``True`` would be silently truncated)."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)) or value < 0:
+        raise InputError(f"seed: expected a non-negative integer, got {value!r}")
+    return int(value)
 
 
 @dataclass(frozen=True, eq=False)
@@ -107,8 +173,8 @@ class AttentionWeights:
                 _expect_shape(name, arr, shape)
                 object.__setattr__(self, name, arr)
         if self.beta is not None:
-            beta = np.asarray(self.beta, dtype=float)
-            if beta.ndim != 0 or not np.isfinite(beta) or beta < 0:
+            beta = _as_scalar("beta", self.beta)
+            if not np.isfinite(beta) or beta < 0:
                 raise InputError(f"beta: expected a finite non-negative scalar, got {self.beta!r}")
             object.__setattr__(self, "beta", float(beta))
 
@@ -235,6 +301,9 @@ class AttentionSpec:
     layout: str = "mask"
 
     def __post_init__(self):
+        for name in ("variant", "phi", "layout"):
+            if not isinstance(getattr(self, name), str):
+                raise InputError(f"{name}: expected a string, got {getattr(self, name)!r}")
         if self.variant not in VARIANTS:
             raise InputError(f"variant: unknown {self.variant!r}; choose one of {list(VARIANTS)}")
         if self.phi not in FEATURE_MAPS:
@@ -242,9 +311,10 @@ class AttentionSpec:
         if self.layout not in LAYOUTS:
             raise InputError(f"layout: unknown {self.layout!r}; choose one of {list(LAYOUTS)}")
         if self.beta is not None:
-            if not np.isfinite(self.beta) or self.beta < 0:
+            beta = _as_scalar("beta", self.beta)
+            if not np.isfinite(beta) or beta < 0:
                 raise InputError(f"beta: expected a finite non-negative number, got {self.beta!r}")
-            object.__setattr__(self, "beta", float(self.beta))
+            object.__setattr__(self, "beta", beta)
         if not isinstance(self.causal, (bool, np.bool_)):
             raise InputError(f"causal: expected true or false, got {self.causal!r}")
 
@@ -279,8 +349,10 @@ def random_weights(
     """Weights drawn from stream ``"weights"`` of ``seed`` at the scale in the module docstring,
     times ``scale`` for ``W_Q, W_K, W_V, W_O`` (the same draws, scaled; biases unscaled)."""
     for name, value in (("n_heads", n_heads), ("d_model", d_model), ("d_k", d_k), ("d_v", d_v)):
-        if int(value) != value or value < 1:
-            raise InputError(f"{name}: expected a positive integer, got {value!r}")
+        check_positive_int(name, value)
+    seed = check_seed(seed)
+    if not isinstance(biases, (bool, np.bool_)):
+        raise InputError(f"biases: expected true or false, got {biases!r}")
     rng = rng_for(seed, "weights")
     H, D = n_heads, d_model
     W = dict(
@@ -306,8 +378,10 @@ def random_weights(
 def random_tokens(seed: int, n_tokens: int, d_model: int, *, n_kv: int | None = None) -> Tokens:
     """Tokens ``X ~ N(0,1)`` from stream ``"tokens"`` (and ``X_kv`` if ``n_kv`` is given)."""
     for name, value in (("n_tokens", n_tokens), ("d_model", d_model)):
-        if int(value) != value or value < 1:
-            raise InputError(f"{name}: expected a positive integer, got {value!r}")
+        check_positive_int(name, value)
+    if n_kv is not None:
+        check_positive_int("n_kv", n_kv)
+    seed = check_seed(seed)
     rng = rng_for(seed, "tokens")
     X = rng.normal(0, 1, (n_tokens, d_model))
     X_kv = None if n_kv is None else rng_for(seed, "tokens_kv").normal(0, 1, (n_kv, d_model))
