@@ -53,7 +53,7 @@ from __future__ import annotations
 
 from ctattn.models.neurons import CellModel
 
-__all__ = ["SITES", "unit_equations", "trace_jump"]
+__all__ = ["SITES", "unit_equations", "trace_jump", "step_code"]
 
 SITES = ("basal", "apical", "shunt")
 
@@ -68,14 +68,19 @@ def unit_equations(model: CellModel, synaptic_inputs: dict[str, list[str]]) -> s
     ``window_index`` in the namespace (and ``measuring`` for the backend's rate update).
     """
     lines = [
-        "rho : Hz (constant)",
+        "rho : Hz (constant)  # encoding range: rate per neuron at unit value of the description",
+        "cap : Hz (constant)  # the rate cap of the cell type (intensities above it are clipped)",
+        "n_cells : 1 (constant)",
         "active : 1 (constant)",
         "jump : 1 (constant)",
         "b_basal : 1 (constant)",
         "b_apical : 1 (constant)",
         "count : 1",
-        "rate : Hz  # lam, stored once per step for the unit's neurons",
-        "saturated : 1  # measured steps with lam * dt > 1 (one spike per step at most: clipped)",
+        "k : 1  # spikes of the unit's n cells in this step",
+        "acc : 1  # regular (splay-state) relays: the cells' summed phase",
+        "intensity : 1  # integral of the intensity per neuron (rate * dt summed)",
+        "rate : Hz  # the intensity per neuron this step, lam clipped at cap",
+        "saturated : 1  # steps with lam > cap (clipped)",
         "da/dt = -a / tau_syn : 1",
     ]
     if model.kind == "relay":
@@ -110,3 +115,29 @@ def trace_jump(n_neurons: int, rho_hz, dt_s: float, tau_syn_s: float):
     import numpy as np
 
     return (1.0 - np.exp(-dt_s / tau_syn_s)) / (n_neurons * np.asarray(rho_hz, float) * dt_s)
+
+
+def step_code(regular: bool) -> str:
+    """Per step and unit: the clipped intensity, and the spikes of the unit's ``n`` cells.
+
+    Linear-nonlinear-Poisson cells: each of the ``n`` cells of a unit fires as an independent
+    Poisson process with the unit's intensity ``rate`` (piecewise constant over ``dt``), so the
+    unit's count in a step is ``Poisson(n rate dt)``, drawn once (an exact rewriting of ``n``
+    independent draws). ``regular``: ``n`` perfect integrators in a splay state, whose summed
+    phase ``acc`` advances by ``n rate dt`` and whose count is the number of whole turns crossed.
+    """
+    spikes = (
+        "k = floor(acc + n_cells * rate * dt) - floor(acc)\nacc = acc + n_cells * rate * dt"
+        if regular
+        else "k = poisson(n_cells * rate * dt)"
+    )
+    return "\n".join(
+        [
+            "rate = clip(lam, 0 * Hz, cap)",
+            "saturated += int(lam > cap)",
+            "intensity += rate * dt",
+            spikes,
+            "a += jump * k",
+            "count += k",
+        ]
+    )

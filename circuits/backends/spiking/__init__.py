@@ -114,18 +114,19 @@ population) and the settings. ``result.spikes[population] = (times_s, neuron)`` 
 from __future__ import annotations
 
 from ctattn.circuits.backends.spiking.decoding import poisson_standard_errors
+from ctattn.circuits.backends.spiking.encoding import encoding_ranges
 from ctattn.circuits.backends.spiking.options import (
     BIAS_BUDGET,
     DEFAULTS,
-    RATE_SCALE_HZ,
+    NEURON_MODELS,
+    RATE_CAP_HZ,
+    SATURATION_LIMIT,
     SpikingTiming,
     chain_depth,
-    normalizer_populations,
-    rate_scales,
     settling_time,
 )
+from ctattn.circuits.backends.spiking.running import SaturationError, run
 from ctattn.circuits.backends.spiking.running import _Progress as _Progress  # the tests use it
-from ctattn.circuits.backends.spiking.running import run
 
 # The package's modules, by responsibility:
 #
@@ -139,11 +140,13 @@ __all__ = [
     "run",
     "DEFAULTS",
     "BIAS_BUDGET",
-    "RATE_SCALE_HZ",
+    "RATE_CAP_HZ",
+    "SATURATION_LIMIT",
+    "NEURON_MODELS",
+    "SaturationError",
     "SpikingTiming",
     "poisson_standard_errors",
     "chain_depth",
     "settling_time",
-    "normalizer_populations",
-    "rate_scales",
+    "encoding_ranges",
 ]

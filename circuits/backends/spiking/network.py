@@ -16,10 +16,11 @@ import time
 
 import numpy as np
 from ctattn.circuits.backends.brian2_support import GroupPlan, plan_groups, plan_synapses
-from ctattn.circuits.backends.spiking.options import SpikingTiming, normalizer_populations, rate_scales
+from ctattn.circuits.backends.spiking.encoding import encoding_ranges
+from ctattn.circuits.backends.spiking.options import RATE_BIN_S, RATE_CAP_HZ, SpikingTiming
 from ctattn.circuits.description import Circuit
 from ctattn.circuits.timing import relay_table
-from ctattn.models.spiking import trace_jump, unit_equations
+from ctattn.models.spiking import step_code, trace_jump, unit_equations
 
 from ctattn.core.problem import Tokens
 from ctattn.core.seeding import rng_for, seed_for
@@ -44,23 +45,32 @@ def _standalone(directory: str | None):
 
 
 class _Simulation:
-    """The Brian2 network of one run (unit groups, neuron groups, synapses, monitors)."""
+    """The Brian2 network of one run: one group of unit-level state per group of populations
+    (each unit stands for its ``n`` cells, whose spikes are drawn as one count per step), the
+    synapses between units, and the count, intensity, event and trace monitors."""
 
     def __init__(self, circuit: Circuit, tokens: Tokens, timing: SpikingTiming, opts: dict):
         self.circuit, self.tokens, self.timing, self.opts = circuit, tokens, timing, opts
         self.n = opts["neurons_per_unit"]
-        self.rho = {p.name: float(opts["rate_hz"][p.layer]) for p in circuit.populations}
-        self.factors = rate_scales(circuit, tokens, opts["rate_hz"], opts["normalizer_peak_hz"])
-        normalizers = set(normalizer_populations(circuit))
-        self.n_of = {
-            p.name: self.n * (opts["normalizer_neurons"] if p.name in normalizers else 1)
-            for p in circuit.populations
+        self.n_of = {p.name: self.n for p in circuit.populations}
+        self.cap = {
+            p.name: RATE_CAP_HZ["inhibitory" if p.inhibitory else "excitatory"] for p in circuit.populations
+        }
+        self.ranges = encoding_ranges(circuit, tokens, opts["encoding_ranges"])
+        # rho: Hz per neuron at unit value, so that the a-priori largest value sits at a fraction
+        # `headroom` of the cap (the rest absorbs the shot noise of the inputs' spike trains)
+        top = {name: opts["headroom"] * self.cap[name] for name in self.cap}
+        self.rho = {
+            name: np.where(r > 0, top[name] / np.where(r > 0, r, 1.0), top[name])
+            for name, r in self.ranges.items()
         }
         self.groups: list[GroupPlan] = plan_groups(circuit)
         self.phases = timing.phases(circuit)
         steps = [s for w in self.phases for _, s in w]
         self.total_steps = sum(steps)
-        self.grid = math.gcd(*steps)  # every phase boundary lies on the count monitor's grid
+        bin_steps = max(1, int(round(RATE_BIN_S / timing.dt)))
+        self.grid = math.gcd(*steps, bin_steps)  # every phase boundary and 5 ms bin on the grid
+        self.bin_steps = bin_steps
         self.duration = self.total_steps * timing.dt
 
     # -- construction --------------------------------------------------------------------------
@@ -81,23 +91,18 @@ class _Simulation:
     def _build(self):
         import brian2 as b2
 
-        circuit, timing, n = self.circuit, self.timing, self.n
+        circuit, timing = self.circuit, self.timing
         dt = timing.dt * b2.second
         clock = b2.Clock(dt, name="ctattn_clock")
         steps_per_window = [sum(s for _, s in w) for w in self.phases]
         window_of_step = np.repeat(np.arange(len(self.phases), dtype=float), steps_per_window)
         gate = np.concatenate([np.full(s, float(kind == "write")) for w in self.phases for kind, s in w])
-        # the phases whose spikes end up in the result: counting (the output), writing (memory)
-        measuring = np.concatenate(
-            [np.full(s, float(kind != "settle")) for w in self.phases for kind, s in w]
-        )
         namespace = dict(
             tau_syn=timing.tau_syn * b2.second,
             tau_m=timing.tau_m * b2.second,
             T_write=timing.write * b2.second,
             window_index=b2.TimedArray(window_of_step, dt=dt, name="window_index"),
             write_gate=b2.TimedArray(gate, dt=dt, name="write_gate"),
-            measuring=b2.TimedArray(measuring, dt=dt, name="measuring"),
         )
         relays = [g for g in self.groups if g.members[0].model.kind == "relay"]
         if relays:
@@ -111,97 +116,35 @@ class _Simulation:
         for (gi, gj, target), _ in synapses.items():
             inputs[gj].setdefault(target, []).append(f"s_{target}_from_{gi}")
 
-        self.units, self.neurons, objects = [], [], []
-        self.owners: list[np.ndarray] = []  # per group: the unit of each neuron
+        self.units, objects = [], []
         self.n_synapses_simulated = 0
         for index, plan in enumerate(self.groups):
             kind = plan.members[0].model.kind
-            # gain-controlled units (normalisers) fire at rho * factor(window) and weigh each
-            # spike by 1 / factor, so their filtered trains and decoded rates stay in unit rates
-            factors = np.column_stack(
-                [np.repeat(self.factors[p.name][:, None], p.size, axis=1) for p in plan.members]
-            )  # (windows, units)
-            controlled = bool(np.any(factors != 1.0))
-            equations = unit_equations(plan.members[0].model, inputs[index])
-            if controlled:
-                equations += "\nfactor : 1  # rate scale of this window (gain control of the normalisers)"
-                namespace[f"rate_factor_{index}"] = b2.TimedArray(
-                    factors, dt=1 * b2.second, name=f"rate_factor_{index}"
-                )
             units = b2.NeuronGroup(
                 plan.size,
-                equations,
+                unit_equations(plan.members[0].model, inputs[index]),
                 method="exponential_euler",
                 namespace=namespace,
                 clock=clock,
                 order=0,
+                events={"spikes": "k > 0"},
                 name=f"u{index}_{kind}",
             )
-            # the escape rate, evaluated once per unit and step (after the unit's update) and
-            # read by its n neurons
-            if controlled:
-                units.factor = 1.0
-                update = (
-                    f"factor = rate_factor_{index}(window_index(t) * second, i)\nrate = lam * factor\n"
-                    "saturated += measuring(t) * int(rate * dt > 1)"
-                )
-            else:
-                update = "rate = lam\nsaturated += measuring(t) * int(lam * dt > 1)"
-            units.run_regularly(update, when="groups", order=1, name=f"u{index}_{kind}_rate")
-            rho = plan.per_unit(lambda p: np.full(p.size, self.rho[p.name]))
+            regular = kind == "relay" and self.opts["relay_firing"] == "regular"
+            units.run_regularly(step_code(regular), when="groups", order=1, name=f"u{index}_{kind}_step")
+            rho = plan.per_unit(lambda p: self.rho[p.name].ravel())
             units.rho = rho * b2.Hz
-            n_unit = plan.per_unit(lambda p: np.full(p.size, self.n_of[p.name])).astype(int)
-            n_cells = int(n_unit.sum())
+            units.cap = plan.per_unit(lambda p: np.full(p.size, self.cap[p.name])) * b2.Hz
+            n_unit = plan.per_unit(lambda p: np.full(p.size, self.n_of[p.name]))
+            units.n_cells = n_unit
             units.jump = trace_jump(n_unit, rho, timing.dt, timing.tau_syn)
             units.active = plan.per_unit(lambda p: np.full(p.size, 0.0 if p.silenced else 1.0))
             units.b_basal = plan.per_unit(lambda p: p.bias_basal)
             units.b_apical = plan.per_unit(lambda p: p.bias_apical)
-            owner = np.repeat(np.arange(plan.size), n_unit)
-            self.owners.append(owner)
-            if kind == "relay" and self.opts["relay_firing"] == "regular":
-                # perfect integrate-and-fire: a phase that advances at lam, one spike per turn;
-                # the n cells of a unit start evenly spread over the cycle (a splay state) with a
-                # random offset, so the unit's spike count in any window is unbiased
-                neurons = b2.NeuronGroup(
-                    n_cells,
-                    "lam_u : Hz (linked)\ndv/dt = lam_u : 1",
-                    threshold="v >= 1",
-                    reset="v -= 1",
-                    method="euler",
-                    order=2,
-                    namespace=namespace,
-                    clock=clock,
-                    name=f"n{index}_{kind}",
-                )
-                offset = rng_for(self.opts["seed"], "relay_phases").random(plan.size)
-                neurons.v = ((np.arange(n)[None, :] + offset[:, None]) / n).ravel()
-            else:
-                # escape noise: one Bernoulli draw per step with probability lam dt
-                neurons = b2.NeuronGroup(
-                    n_cells,
-                    "lam_u : Hz (linked)",
-                    threshold="rand() < lam_u * dt",
-                    order=2,
-                    namespace=namespace,
-                    clock=clock,
-                    name=f"n{index}_{kind}",
-                )
-            neurons.lam_u = b2.linked_var(units, "rate", index=owner)
-            # every spike feeds the unit's filtered spike train (its synaptic output) and its count
-            on_pre = "a_post += jump_post / factor_post" if controlled else "a_post += jump_post"
-            out = b2.Synapses(
-                neurons,
-                units,
-                on_pre=on_pre + "\ncount_post += 1",
-                clock=clock,
-                namespace=namespace,
-                name=f"spikes{index}",
-            )
-            out.connect(i=np.arange(n_cells), j=owner)
-            self.n_synapses_simulated += n_cells
+            if regular:  # the n cells start evenly spread over the cycle, with a random offset
+                units.acc = rng_for(self.opts["seed"], "relay_phases").random(plan.size)
             self.units.append(units)
-            self.neurons.append(neurons)
-            objects += [units, neurons, out]
+            objects.append(units)
         for (gi, gj, target), (i, j, w) in synapses.items():
             syn = b2.Synapses(
                 self.units[gi],
@@ -218,15 +161,17 @@ class _Simulation:
         # fixed names for clocks and functions keep the generated code, hence Cython's cache, stable
         grid = b2.Clock(self.grid * dt, name="ctattn_grid_clock")
         self.count_monitors = [
-            b2.StateMonitor(u, "count", record=True, clock=grid, name=f"counts{k}")
+            b2.StateMonitor(u, ["count", "intensity"], record=True, clock=grid, name=f"counts{k}")
             for k, u in enumerate(self.units)
         ]
         objects += self.count_monitors
         readout_group = self._group_of(circuit.readout)
         self.spike_monitors = {}
-        for k, neurons in enumerate(self.neurons):
+        for k, units in enumerate(self.units):
             if self.opts["record_spikes"] or k == readout_group:
-                self.spike_monitors[k] = b2.SpikeMonitor(neurons, name=f"spikemon{k}")
+                self.spike_monitors[k] = b2.EventMonitor(
+                    units, "spikes", variables=["k"], name=f"spikemon{k}"
+                )
         objects += list(self.spike_monitors.values())
         self.trace_monitors = []
         if self.opts["trace_dt_ms"]:
@@ -282,9 +227,10 @@ class _Simulation:
         return compile_s, time.perf_counter() - t0
 
     def collect(self):
-        """Cumulative counts per unit at every grid tick, traces and spikes, per population."""
+        """Cumulative counts and intensities per unit at every grid tick, traces, spikes."""
         counts = [np.asarray(m.count).T for m in self.count_monitors]  # (ticks, units)
-        self.saturated_steps = int(sum(np.asarray(u.saturated).sum() for u in self.units))
+        intensities = [np.asarray(m.intensity).T for m in self.count_monitors]
+        self.saturated = [np.asarray(u.saturated) for u in self.units]
         traces = None
         if self.trace_monitors:
             traces = {}
@@ -293,14 +239,23 @@ class _Simulation:
                 for pop in plan.members:
                     traces[pop.name] = (t, a[plan.slice(pop.name)].T.reshape((-1,) + pop.shape))
         spikes = {}
-        for k, mon in self.spike_monitors.items():
-            t, i = np.asarray(mon.t), np.asarray(mon.i)
-            unit = self.owners[k][i]
-            first = np.searchsorted(self.owners[k], np.arange(self.groups[k].size))  # first cell of each unit
-            for pop in self.groups[k].members:
-                sl = self.groups[k].slice(pop.name)
+        rng = rng_for(self.opts["seed"], "spike_identities")  # its own stream: Y never depends on it
+        for g, mon in self.spike_monitors.items():
+            t, unit, k = np.asarray(mon.t), np.asarray(mon.i), np.asarray(mon.k).astype(int)
+            t, unit = np.repeat(t, k), np.repeat(unit, k)
+            for pop in self.groups[g].members:
+                if not self.opts["record_spikes"] and pop.name != self.circuit.readout:
+                    continue
+                sl = self.groups[g].slice(pop.name)
                 keep = (unit >= sl.start) & (unit < sl.stop)
-                spikes[pop.name] = (t[keep], i[keep] - first[sl.start])
-        if not self.opts["record_spikes"]:
-            spikes = {self.circuit.readout: spikes[self.circuit.readout]}
-        return counts, traces, spikes
+                u, n = unit[keep] - sl.start, self.n_of[pop.name]
+                if pop.model.kind == "relay" and self.opts["relay_firing"] == "regular":
+                    # splay state: the unit's cells fire in turn
+                    order = np.argsort(u, kind="stable")
+                    turn = np.empty(u.size, int)
+                    turn[order] = np.arange(u.size) - np.searchsorted(u[order], u[order])
+                    cell = turn % n
+                else:  # independent Poisson cells: given the count, each spike's cell is uniform
+                    cell = rng.integers(0, n, u.size)
+                spikes[pop.name] = (t[keep], u * n + cell)
+        return counts, intensities, traces, spikes
