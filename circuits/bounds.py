@@ -48,8 +48,13 @@ def _divisor_holds_gain(circuit: Circuit, pop: Population) -> bool:
     return bool(circuit.inputs_to(pop.name, "shunt"))
 
 
-def rate_bounds(circuit: Circuit, tokens: Tokens) -> dict[str, np.ndarray]:
-    """Per population, an a-priori upper bound ``(n_columns, n_units)`` of every cell's rate."""
+def rate_bounds(circuit: Circuit, tokens: Tokens, gain_ceiling: dict | None = None) -> dict[str, np.ndarray]:
+    """Per population, an a-priori upper bound ``(n_columns, n_units)`` of every cell's rate.
+
+    ``gain_ceiling[name]`` caps the apical gain of a population where a mechanism of the
+    simulator bounds it (the spiking backend's adaptive threshold of exponential gains).
+    """
+    gain_ceiling = gain_ceiling or {}
     bounds: dict[str, np.ndarray] = {}
     n_writes = sum(1 for w in circuit.schedule if w.write is not None)
     for pop in circuit.order():
@@ -64,7 +69,8 @@ def rate_bounds(circuit: Circuit, tokens: Tokens) -> dict[str, np.ndarray]:
         b_a = 0.0 if pop.bias_apical is None else pop.bias_apical
         hi = pop.model.transfer(_input_bound(circuit, pop, bounds, "basal") + b_b)
         if pop.model.gain is not None and not (pop.model.divisive and _divisor_holds_gain(circuit, pop)):
-            hi = hi * pop.model.gain(_input_bound(circuit, pop, bounds, "apical") + b_a)
+            g = pop.model.gain(_input_bound(circuit, pop, bounds, "apical") + b_a)
+            hi = hi * np.minimum(g, gain_ceiling.get(pop.name, np.inf))
         if pop.model.divisive and not _divisor_holds_gain(circuit, pop):
             hi = np.full(pop.shape, np.inf)  # no a-priori bound: the run needs a user-set range
         if pop.model.integrator:

@@ -49,9 +49,12 @@ DEFAULTS: dict[str, tuple[type | tuple, object]] = {
     "tau_ms": ("duration", None),
     "dt_ms": ("duration", None),
     "target": (str, None),
+    "neuron": (str, None),
+    "allow_saturation": (bool, None),
 }
 DURATION_KEYS = tuple(k for k, (t, _) in DEFAULTS.items() if t == "duration")
 BACKEND_OPTION_KEYS = ("neurons_per_unit", "window_ms", "settle_ms", "write_ms", "tau_ms", "dt_ms", "target")
+SPIKING_OPTION_KEYS = ("neuron", "allow_saturation")  # spiking backend only
 
 _UNITS_MS = {"ms": 1.0, "s": 1e3, "second": 1e3, "seconds": 1e3, "us": 1e-3, "µs": 1e-3, "msecond": 1.0}
 
@@ -153,4 +156,5 @@ class RunConfig:
         opts = {k: self.values[k] for k in BACKEND_OPTION_KEYS if self.values[k] is not None}
         if self.values["backend"] == "spiking":
             opts["seed"] = self.values["seed"]
+            opts.update({k: self.values[k] for k in SPIKING_OPTION_KEYS if self.values[k] is not None})
         return opts

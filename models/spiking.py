@@ -53,9 +53,28 @@ from __future__ import annotations
 
 from ctattn.models.neurons import CellModel
 
-__all__ = ["SITES", "unit_equations", "trace_jump", "step_code"]
+__all__ = ["SITES", "ADAPTATION", "adaptive", "unit_equations", "trace_jump", "step_code"]
 
 SITES = ("basal", "apical", "shunt")
+
+
+def adaptive(model: CellModel) -> bool:
+    """Cells whose apical exponent adapts (softmax gain and deep cells: ``g = exp(beta I_a)``)."""
+    return model.gain is not None and model.gain.name == "exp"
+
+
+#: Adaptive threshold of the exponential apical gain [choice]: per area, ``m`` follows the
+#: largest exponent ``x_j = beta (I_a,j + b_a)`` of the area's gain cells,
+#:
+#:     tau_up dm/dt = sum_j [x_j - m]_+ - delta          (a running maximum with slow decay)
+#:
+#: and every gain and deep cell of the area fires with ``exp(x - m)``. At equilibrium
+#: ``sum_j [x_j - m]_+ = delta``, so every gain is at most ``exp(delta)`` and the largest at
+#: least ``exp(0)``: the rates are bounded a priori, whatever the scale of the scores. ``m``
+#: is common to the numerator and the divisor of ``exp(x_j - m) / sum_j' exp(x_j' - m)``, the
+#: same softmax: the ideal and rate backends (``m = 0``) are unchanged. Read as adaptation of
+#: the apical (calcium) excitability to the column population's recent maximal drive.
+ADAPTATION = dict(tau_up_s=2e-3, delta=1.0)
 
 
 def unit_equations(model: CellModel, synaptic_inputs: dict[str, list[str]]) -> str:
@@ -95,6 +114,9 @@ def unit_equations(model: CellModel, synaptic_inputs: dict[str, list[str]]) -> s
         else:
             lines.append(f"I_{site} = 0 : 1")
     law = model.rate_expression()
+    if adaptive(model):
+        lines.append("m_in : 1  # the area's adaptive threshold of the apical exponent")
+        law = law.replace("I_apical + b_apical", f"I_apical + b_apical - m_in / {model.gain.slope!r}")
     if model.integrator:
         lines.append(f"dM/dt = active * write_gate(t) * clip({law}, 0, inf) / T_write : 1")
         lines.append("lam = active * rho * clip(M, 0, inf) : Hz")

@@ -18,6 +18,7 @@ from __future__ import annotations
 import numpy as np
 from ctattn.circuits.bounds import rate_bounds
 from ctattn.circuits.description import Circuit
+from ctattn.models.spiking import ADAPTATION, adaptive
 
 from ctattn.core.problem import InputError, Tokens
 
@@ -32,7 +33,8 @@ def encoding_ranges(circuit: Circuit, tokens: Tokens, user: dict | None) -> dict
         raise InputError(
             f"encoding_ranges: no population {unknown}; the circuit has {sorted(p.name for p in circuit.populations)}"
         )
-    bounds = rate_bounds(circuit, tokens)
+    ceiling = {p.name: float(np.exp(ADAPTATION["delta"])) for p in circuit.populations if adaptive(p.model)}
+    bounds = rate_bounds(circuit, tokens, gain_ceiling=ceiling)
     out = {}
     for pop in circuit.populations:
         r = np.full(pop.shape, user[pop.name]) if pop.name in user else bounds[pop.name]

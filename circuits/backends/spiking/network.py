@@ -20,7 +20,7 @@ from ctattn.circuits.backends.spiking.encoding import encoding_ranges
 from ctattn.circuits.backends.spiking.options import RATE_BIN_S, RATE_CAP_HZ, SpikingTiming
 from ctattn.circuits.description import Circuit
 from ctattn.circuits.timing import relay_table
-from ctattn.models.spiking import step_code, trace_jump, unit_equations
+from ctattn.models.spiking import ADAPTATION, adaptive, step_code, trace_jump, unit_equations
 
 from ctattn.core.problem import Tokens
 from ctattn.core.seeding import rng_for, seed_for
@@ -42,6 +42,10 @@ def _standalone(directory: str | None):
         brian2.set_device("runtime")
         if own:
             shutil.rmtree(directory, ignore_errors=True)
+
+
+#: Cells per unit whose spikes are recorded (all spikes are counted; the raster shows these).
+SPIKE_CELLS = 50
 
 
 class _Simulation:
@@ -158,6 +162,7 @@ class _Simulation:
             syn.w = w
             self.n_synapses_simulated += len(w)
             objects.append(syn)
+        objects += self._adaptation(clock, namespace)
         # fixed names for clocks and functions keep the generated code, hence Cython's cache, stable
         grid = b2.Clock(self.grid * dt, name="ctattn_grid_clock")
         self.count_monitors = [
@@ -165,13 +170,19 @@ class _Simulation:
             for k, u in enumerate(self.units)
         ]
         objects += self.count_monitors
-        readout_group = self._group_of(circuit.readout)
+        # spikes: of the readout only, or of every population (the first SPIKE_CELLS cells of
+        # every unit); each monitor records (t, unit, k) for the steps where a unit spiked
         self.spike_monitors = {}
-        for k, units in enumerate(self.units):
-            if self.opts["record_spikes"] or k == readout_group:
-                self.spike_monitors[k] = b2.EventMonitor(
-                    units, "spikes", variables=["k"], name=f"spikemon{k}"
-                )
+        for k, plan in enumerate(self.groups):
+            for pop in plan.members:
+                if self.opts["record_spikes"] or pop.name == circuit.readout:
+                    sl = plan.slice(pop.name)
+                    self.spike_monitors[pop.name] = b2.EventMonitor(
+                        self.units[k][sl.start : sl.stop],
+                        "spikes",
+                        variables=["k"],
+                        name=f"spikemon{k}_{sl.start}",
+                    )
         objects += list(self.spike_monitors.values())
         self.trace_monitors = []
         if self.opts["trace_dt_ms"]:
@@ -183,6 +194,61 @@ class _Simulation:
             objects += self.trace_monitors
         self.namespace = namespace
         self.network = b2.Network(objects)
+
+    def _adaptation(self, clock, namespace) -> list:
+        """The adaptive thresholds of the exponential gains (:data:`ADAPTATION`), one per area:
+        fed by the area's gain cells (those that report to a pool), read by its adaptive cells."""
+        import brian2 as b2
+
+        areas = sorted({p.area for p in self.circuit.populations if adaptive(p.model)})
+        if not areas:
+            return []
+        pools = {p.name for p in self.circuit.populations if p.model.kind == "pool"}
+        reporters = {q.pre for q in self.circuit.projections if q.post in pools and not q.cut}
+        group = b2.NeuronGroup(
+            len(areas),
+            "drive : 1\ndm/dt = (drive - delta) / tau_up : 1",
+            method="euler",
+            namespace=dict(delta=ADAPTATION["delta"], tau_up=ADAPTATION["tau_up_s"] * b2.second),
+            clock=clock,
+            name="adaptation",
+        )
+        objects = [group]
+        for k, plan in enumerate(self.groups):
+            if not adaptive(plan.members[0].model):
+                continue
+            src_i, src_j, dst_i, dst_j = [], [], [], []
+            for pop in plan.members:
+                sl = plan.slice(pop.name)
+                cells = np.arange(sl.start, sl.stop)
+                area = areas.index(pop.area)
+                dst_i.append(np.full(cells.size, area))
+                dst_j.append(cells)
+                if pop.name in reporters:
+                    src_i.append(cells)
+                    src_j.append(np.full(cells.size, area))
+            slope = plan.members[0].model.gain.slope
+            if src_i:
+                up = b2.Synapses(
+                    self.units[k],
+                    group,
+                    model=f"drive_post = clip({slope!r} * (I_apical_pre + b_apical_pre) - m_post, 0, inf) : 1 (summed)",
+                    clock=clock,
+                    name=f"adapt_in{k}",
+                )
+                up.connect(i=np.concatenate(src_i), j=np.concatenate(src_j))
+                objects.append(up)
+            down = b2.Synapses(
+                group,
+                self.units[k],
+                model="m_in_post = m_pre : 1 (summed)",
+                clock=clock,
+                name=f"adapt_out{k}",
+            )
+            down.connect(i=np.concatenate(dst_i), j=np.concatenate(dst_j))
+            objects.append(down)
+        self.adaptive_areas = areas
+        return objects
 
     def _group_of(self, name: str) -> int:
         return next(k for k, g in enumerate(self.groups) if name in g.offsets)
@@ -240,22 +306,25 @@ class _Simulation:
                     traces[pop.name] = (t, a[plan.slice(pop.name)].T.reshape((-1,) + pop.shape))
         spikes = {}
         rng = rng_for(self.opts["seed"], "spike_identities")  # its own stream: Y never depends on it
-        for g, mon in self.spike_monitors.items():
+        for name, mon in self.spike_monitors.items():
+            pop = self.circuit.population(name)
             t, unit, k = np.asarray(mon.t), np.asarray(mon.i), np.asarray(mon.k).astype(int)
-            t, unit = np.repeat(t, k), np.repeat(unit, k)
-            for pop in self.groups[g].members:
-                if not self.opts["record_spikes"] and pop.name != self.circuit.readout:
-                    continue
-                sl = self.groups[g].slice(pop.name)
-                keep = (unit >= sl.start) & (unit < sl.stop)
-                u, n = unit[keep] - sl.start, self.n_of[pop.name]
-                if pop.model.kind == "relay" and self.opts["relay_firing"] == "regular":
-                    # splay state: the unit's cells fire in turn
-                    order = np.argsort(u, kind="stable")
-                    turn = np.empty(u.size, int)
-                    turn[order] = np.arange(u.size) - np.searchsorted(u[order], u[order])
-                    cell = turn % n
-                else:  # independent Poisson cells: given the count, each spike's cell is uniform
-                    cell = rng.integers(0, n, u.size)
-                spikes[pop.name] = (t[keep], u * n + cell)
+            n = self.n_of[name]
+            m = min(n, SPIKE_CELLS)
+            if pop.model.kind == "relay" and self.opts["relay_firing"] == "regular":
+                # splay state: the unit's cells fire in turn; keep the turns of cells 0..m-1
+                t, unit = np.repeat(t, k), np.repeat(unit, k)
+                order = np.argsort(unit, kind="stable")
+                turn = np.empty(unit.size, int)
+                turn[order] = np.arange(unit.size) - np.searchsorted(unit[order], unit[order])
+                cell = turn % n
+                keep = cell < m
+                t, unit, cell = t[keep], unit[keep], cell[keep]
+            else:
+                # independent Poisson cells: of a unit's k spikes, Binomial(k, m/n) fall on cells
+                # 0..m-1, each on a uniformly drawn one (exact thinning)
+                kept = rng.binomial(k, m / n)
+                t, unit = np.repeat(t, kept), np.repeat(unit, kept)
+                cell = rng.integers(0, m, unit.size)
+            spikes[name] = (t, unit * m + cell)
         return counts, intensities, traces, spikes

@@ -181,7 +181,9 @@ def _options(options: dict) -> dict:
         }
     opts["headroom"] = _quantity("headroom", opts["headroom"], "1")
     if opts["headroom"] > 1:
-        raise InputError(f"headroom: the fraction of the rate cap at the encoding range must be <= 1, got {opts['headroom']!r}")
+        raise InputError(
+            f"headroom: the fraction of the rate cap at the encoding range must be <= 1, got {opts['headroom']!r}"
+        )
     if opts["neuron"] not in NEURON_MODELS:
         raise InputError(f"neuron: unknown {opts['neuron']!r}; choose one of {list(NEURON_MODELS)}")
     if opts["target"] not in ("numpy", "cython", "standalone"):
