@@ -11,7 +11,8 @@ circuit on the given inputs, propagated through the wiring in its order:
   ``f(I_b^max) g(I_a^max)`` (a product of bounds);
 * divisive cells (``normalized``, ``softmax``): their gain is one of the terms of the divisor
   that the pool sums (MODEL.md section 3: ``g(s_ij) / sum_j' g(s_ij')``), so the ratio is at
-  most 1 and ``R = f(I_b^max)`` (a structural bound, checked by :func:`_divisor_holds_gain`);
+  most 1 and ``R = f(I_b^max)`` (a structural bound, checked by :func:`_divisor_holds_gain`;
+  times :data:`DIVISIVE_TRANSIENT` for the lag of the divisor in a dynamic circuit);
 * memory cells: each write adds at most ``f g``, so ``R <= n_writes f(I_b^max) g(I_a^max)``.
 
 For ``W_Q`` this is ``|q_d| <= sum_d' |W_Q[h,d,d']| max_i |x_i,d'| + |b_Q[h,d]|``. Nothing
@@ -29,7 +30,14 @@ from ctattn.circuits.stimulus import relay_drive
 
 from ctattn.core.problem import Tokens
 
-__all__ = ["rate_bounds"]
+__all__ = ["rate_bounds", "DIVISIVE_TRANSIENT"]
+
+#: The ratio ``g / sum g`` is at most 1 in a steady state, but with dynamics the numerator
+#: reaches a divisive cell two synaptic stages before the divisor (through the gain cells and
+#: the pool), so at a token change the ratio overshoots for a few tens of ms. [choice] The
+#: bound of a divisive cell allows a factor 2 for that transient (the backends' saturation
+#: count checks it at every step).
+DIVISIVE_TRANSIENT = 2.0
 
 
 def _input_bound(circuit: Circuit, pop: Population, bounds: dict, target: str) -> np.ndarray:
@@ -48,6 +56,22 @@ def _divisor_holds_gain(circuit: Circuit, pop: Population) -> bool:
     return bool(circuit.inputs_to(pop.name, "shunt"))
 
 
+def _feedforward_order(circuit: Circuit) -> list[Population]:
+    """Every population after all of its inputs (memory cells too: their bound needs the
+    bounds of what they integrate)."""
+    done: list[Population] = []
+    placed: set[str] = set()
+    remaining = list(circuit.populations)
+    while remaining:
+        ready = [p for p in remaining if all(q.pre in placed for q in circuit.inputs_to(p.name))]
+        if not ready:
+            raise ValueError(f"bounds: recurrent loop among {[p.name for p in remaining]}")
+        done += ready
+        placed |= {p.name for p in ready}
+        remaining = [p for p in remaining if p.name not in placed]
+    return done
+
+
 def rate_bounds(circuit: Circuit, tokens: Tokens, gain_ceiling: dict | None = None) -> dict[str, np.ndarray]:
     """Per population, an a-priori upper bound ``(n_columns, n_units)`` of every cell's rate.
 
@@ -57,7 +81,7 @@ def rate_bounds(circuit: Circuit, tokens: Tokens, gain_ceiling: dict | None = No
     gain_ceiling = gain_ceiling or {}
     bounds: dict[str, np.ndarray] = {}
     n_writes = sum(1 for w in circuit.schedule if w.write is not None)
-    for pop in circuit.order():
+    for pop in _feedforward_order(circuit):
         if pop.silenced:
             bounds[pop.name] = np.zeros(pop.shape)
             continue
@@ -68,6 +92,8 @@ def rate_bounds(circuit: Circuit, tokens: Tokens, gain_ceiling: dict | None = No
         b_b = 0.0 if pop.bias_basal is None else pop.bias_basal
         b_a = 0.0 if pop.bias_apical is None else pop.bias_apical
         hi = pop.model.transfer(_input_bound(circuit, pop, bounds, "basal") + b_b)
+        if pop.model.divisive and _divisor_holds_gain(circuit, pop):
+            hi = hi * DIVISIVE_TRANSIENT
         if pop.model.gain is not None and not (pop.model.divisive and _divisor_holds_gain(circuit, pop)):
             g = pop.model.gain(_input_bound(circuit, pop, bounds, "apical") + b_a)
             hi = hi * np.minimum(g, gain_ceiling.get(pop.name, np.inf))

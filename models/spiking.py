@@ -63,18 +63,20 @@ def adaptive(model: CellModel) -> bool:
     return model.gain is not None and model.gain.name == "exp"
 
 
-#: Adaptive threshold of the exponential apical gain [choice]: per area, ``m`` follows the
-#: largest exponent ``x_j = beta (I_a,j + b_a)`` of the area's gain cells,
+#: Adaptive threshold of the exponential apical gain [choice]: per area, ``m`` relaxes to the
+#: log-sum of the exponents ``x_j = beta (I_a,j + b_a)`` of the area's gain cells,
 #:
-#:     tau_up dm/dt = sum_j [x_j - m]_+ - delta          (a running maximum with slow decay)
+#:     tau_adapt dm/dt = log sum_j exp(x_j - m)          (-> m = log sum_j exp(x_j))
 #:
-#: and every gain and deep cell of the area fires with ``exp(x - m)``. At equilibrium
-#: ``sum_j [x_j - m]_+ = delta``, so every gain is at most ``exp(delta)`` and the largest at
-#: least ``exp(0)``: the rates are bounded a priori, whatever the scale of the scores. ``m``
-#: is common to the numerator and the divisor of ``exp(x_j - m) / sum_j' exp(x_j' - m)``, the
-#: same softmax: the ideal and rate backends (``m = 0``) are unchanged. Read as adaptation of
-#: the apical (calcium) excitability to the column population's recent maximal drive.
-ADAPTATION = dict(tau_up_s=2e-3, delta=1.0)
+#: and every gain and deep cell of the area fires with ``exp(x - m)``. At equilibrium the gains
+#: sum to 1, so each is at most 1 (and the pool at most 1) whatever the scale of the scores;
+#: the relaxation is exponential (time constant ``tau_adapt``) however far the scores jump.
+#: ``m`` is common to the numerator and the divisor of ``exp(x_j - m) / sum_j' exp(x_j' - m)``,
+#: the same softmax: the ideal and rate backends (``m = 0``) are unchanged. Read as adaptation
+#: of the apical (calcium) excitability to the recent drive of the column population.
+#: ``ceiling``: the gain's encoding range, 2 (twice the equilibrium bound, for the transients
+#: while ``m`` follows a change; the saturation count checks it at every step).
+ADAPTATION = dict(tau_adapt_s=2e-3, ceiling=2.0)
 
 
 def unit_equations(model: CellModel, synaptic_inputs: dict[str, list[str]]) -> str:
@@ -116,7 +118,8 @@ def unit_equations(model: CellModel, synaptic_inputs: dict[str, list[str]]) -> s
     law = model.rate_expression()
     if adaptive(model):
         lines.append("m_in : 1  # the area's adaptive threshold of the apical exponent")
-        law = law.replace("I_apical + b_apical", f"I_apical + b_apical - m_in / {model.gain.slope!r}")
+        gain = model.gain.expression("I_apical + b_apical")
+        law = law.replace(gain, f"exp({model.gain.slope!r} * (I_apical + b_apical) - m_in)")
     if model.integrator:
         lines.append(f"dM/dt = active * write_gate(t) * clip({law}, 0, inf) / T_write : 1")
         lines.append("lam = active * rho * clip(M, 0, inf) : Hz")
@@ -147,6 +150,8 @@ def step_code(regular: bool) -> str:
     unit's count in a step is ``Poisson(n rate dt)``, drawn once (an exact rewriting of ``n``
     independent draws). ``regular``: ``n`` perfect integrators in a splay state, whose summed
     phase ``acc`` advances by ``n rate dt`` and whose count is the number of whole turns crossed.
+    Saturation is counted from ``t_started`` on: the first settling phase starts the circuit
+    from silence, where a divisor (the pool) has not yet received any input.
     """
     spikes = (
         "k = floor(acc + n_cells * rate * dt) - floor(acc)\nacc = acc + n_cells * rate * dt"
@@ -156,7 +161,7 @@ def step_code(regular: bool) -> str:
     return "\n".join(
         [
             "rate = clip(lam, 0 * Hz, cap)",
-            "saturated += int(lam > cap)",
+            "saturated += int(lam > cap) * int(t >= t_started)",
             "intensity += rate * dt",
             spikes,
             "a += jump * k",

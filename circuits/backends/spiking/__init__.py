@@ -114,7 +114,7 @@ population) and the settings. ``result.spikes[population] = (times_s, neuron)`` 
 from __future__ import annotations
 
 from ctattn.circuits.backends.spiking.decoding import poisson_standard_errors
-from ctattn.circuits.backends.spiking.encoding import encoding_ranges
+from ctattn.circuits.backends.spiking.encoding import encoding_ranges, rate_scales_hz
 from ctattn.circuits.backends.spiking.options import (
     BIAS_BUDGET,
     DEFAULTS,
@@ -149,4 +149,5 @@ __all__ = [
     "chain_depth",
     "settling_time",
     "encoding_ranges",
+    "rate_scales_hz",
 ]

@@ -24,7 +24,7 @@ def _decode(circuit: Circuit, sim: _Simulation, counts):
     dt = sim.timing.dt
     window_rates = {p.name: [] for p in circuit.populations}
     step = 0
-    for k, phases in enumerate(sim.phases):
+    for phases in sim.phases:
         step += sum(s for _, s in phases)
         last = phases[-1][1]
         end, begin = step // sim.grid, (step - last) // sim.grid

@@ -22,7 +22,7 @@ from ctattn.models.spiking import ADAPTATION, adaptive
 
 from ctattn.core.problem import InputError, Tokens
 
-__all__ = ["encoding_ranges"]
+__all__ = ["encoding_ranges", "rate_scales_hz"]
 
 
 def encoding_ranges(circuit: Circuit, tokens: Tokens, user: dict | None) -> dict[str, np.ndarray]:
@@ -33,7 +33,7 @@ def encoding_ranges(circuit: Circuit, tokens: Tokens, user: dict | None) -> dict
         raise InputError(
             f"encoding_ranges: no population {unknown}; the circuit has {sorted(p.name for p in circuit.populations)}"
         )
-    ceiling = {p.name: float(np.exp(ADAPTATION["delta"])) for p in circuit.populations if adaptive(p.model)}
+    ceiling = {p.name: ADAPTATION["ceiling"] for p in circuit.populations if adaptive(p.model)}
     bounds = rate_bounds(circuit, tokens, gain_ceiling=ceiling)
     out = {}
     for pop in circuit.populations:
@@ -43,4 +43,15 @@ def encoding_ranges(circuit: Circuit, tokens: Tokens, user: dict | None) -> dict
                 f"encoding_ranges: {pop.name} has no finite a-priori bound; set encoding_ranges[{pop.name!r}]"
             )
         out[pop.name] = r
+    return out
+
+
+def rate_scales_hz(ranges: dict[str, np.ndarray], caps: dict[str, float], headroom: float) -> dict:
+    """``rho_u = headroom cap / R_u`` (Hz per neuron at unit value; ``cap`` where ``R_u = 0``):
+    the a-priori largest value sits at ``headroom`` of the cap, the rest absorbs the shot noise
+    of the inputs' spike trains."""
+    out = {}
+    for name, r in ranges.items():
+        top = headroom * caps[name]
+        out[name] = np.where(r > 0, top / np.where(r > 0, r, 1.0), top)
     return out

@@ -16,7 +16,7 @@ import time
 
 import numpy as np
 from ctattn.circuits.backends.brian2_support import GroupPlan, plan_groups, plan_synapses
-from ctattn.circuits.backends.spiking.encoding import encoding_ranges
+from ctattn.circuits.backends.spiking.encoding import encoding_ranges, rate_scales_hz
 from ctattn.circuits.backends.spiking.options import RATE_BIN_S, RATE_CAP_HZ, SpikingTiming
 from ctattn.circuits.description import Circuit
 from ctattn.circuits.timing import relay_table
@@ -63,11 +63,7 @@ class _Simulation:
         self.ranges = encoding_ranges(circuit, tokens, opts["encoding_ranges"])
         # rho: Hz per neuron at unit value, so that the a-priori largest value sits at a fraction
         # `headroom` of the cap (the rest absorbs the shot noise of the inputs' spike trains)
-        top = {name: opts["headroom"] * self.cap[name] for name in self.cap}
-        self.rho = {
-            name: np.where(r > 0, top[name] / np.where(r > 0, r, 1.0), top[name])
-            for name, r in self.ranges.items()
-        }
+        self.rho = rate_scales_hz(self.ranges, self.cap, opts["headroom"])
         self.groups: list[GroupPlan] = plan_groups(circuit)
         self.phases = timing.phases(circuit)
         steps = [s for w in self.phases for _, s in w]
@@ -107,6 +103,7 @@ class _Simulation:
             T_write=timing.write * b2.second,
             window_index=b2.TimedArray(window_of_step, dt=dt, name="window_index"),
             write_gate=b2.TimedArray(gate, dt=dt, name="write_gate"),
+            t_started=self.phases[0][0][1] * dt,
         )
         relays = [g for g in self.groups if g.members[0].model.kind == "relay"]
         if relays:
@@ -207,9 +204,9 @@ class _Simulation:
         reporters = {q.pre for q in self.circuit.projections if q.post in pools and not q.cut}
         group = b2.NeuronGroup(
             len(areas),
-            "drive : 1\ndm/dt = (drive - delta) / tau_up : 1",
+            "drive : 1\ndm/dt = log(clip(drive, 1e-30, inf)) / tau_adapt : 1",
             method="euler",
-            namespace=dict(delta=ADAPTATION["delta"], tau_up=ADAPTATION["tau_up_s"] * b2.second),
+            namespace=dict(tau_adapt=ADAPTATION["tau_adapt_s"] * b2.second),
             clock=clock,
             name="adaptation",
         )
@@ -232,7 +229,7 @@ class _Simulation:
                 up = b2.Synapses(
                     self.units[k],
                     group,
-                    model=f"drive_post = clip({slope!r} * (I_apical_pre + b_apical_pre) - m_post, 0, inf) : 1 (summed)",
+                    model=f"drive_post = exp(clip({slope!r} * (I_apical_pre + b_apical_pre) - m_post, -50, 50)) : 1 (summed)",
                     clock=clock,
                     name=f"adapt_in{k}",
                 )

@@ -74,8 +74,9 @@ def run(circuit: Circuit, tokens: Tokens, **options) -> SimulationResult:
         compile_s, run_s = sim.execute(standalone_build, report)
         counts, intensities, traces, spikes = sim.collect()
     saturation = _saturation(circuit, sim)
+    counted_steps = sim.total_steps - sim.phases[0][0][1]  # from the end of the first settling
     total = sum(s * sim.n_of[p] for p, s in saturation.items()) / (
-        sim.total_steps * sum(p.size * sim.n_of[p.name] for p in circuit.populations)
+        counted_steps * sum(p.size * sim.n_of[p.name] for p in circuit.populations)
     )
     worst = max(saturation, key=lambda p: saturation[p] / circuit.population(p).size)
     if total > SATURATION_LIMIT:
