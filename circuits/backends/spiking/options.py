@@ -57,7 +57,7 @@ BIAS_BUDGET = 0.005
 
 DEFAULTS = dict(
     neuron="poisson",
-    neurons_per_unit=1000,
+    neurons_per_unit=10000,
     window_ms=200.0,
     settle_ms=100.0,
     write_ms=None,
