@@ -1,49 +1,31 @@
-r"""Escape-noise two-compartment neurons: the spiking version of every cell law of the circuit.
+r"""Linear-nonlinear-Poisson cells: the spiking version of every cell law of the circuit.
 
-A spiking cell of the circuit is a leaky integrate-and-fire neuron with *escape noise*
-(Gerstner & Kistler 2002, ch. 5; the two-compartment neuron of Urbanczik & Senn 2014): its
-compartments integrate their synaptic currents leakily, and it emits spikes as an
-inhomogeneous Poisson process whose instantaneous rate is a known function of the
-compartment potentials, namely the cell's steady-state law of :mod:`ctattn.models.neurons`::
+A spiking cell of the circuit (``neuron="poisson"``) is a *linear-nonlinear-Poisson* unit: its
+compartments linearly filter their synaptic input, and it fires as an inhomogeneous Poisson
+process whose intensity is the cell's steady-state law of :mod:`ctattn.models.neurons`::
 
     tau_syn ds_x/dt = -s_x + tau_syn sum_k w_k / (n rho_k) sum_spikes delta(t - t_k)  (synapses)
     tau_m  dI_x/dt  = -I_x + s_x                        (compartment x = basal, apical, shunt)
-    lambda(t) = rho * f(I_b + b_b) * g(I_a + b_a) [/ I_s]       (escape rate, spikes / s)
+    lambda(t) = min(rho * f(I_b + b_b) * g(I_a + b_a) [/ I_s], cap)   (intensity, spikes / s)
 
-* ``s_x`` is the synaptic current onto compartment ``x``: exponential synapses (time constant
-  ``tau_syn``) from every presynaptic population, each spike of a presynaptic population of
-  ``n`` neurons with rate scale ``rho`` weighted by ``w / (n rho)`` so that the mean current
-  equals the rate-level input ``sum_pre w r_pre`` of the circuit description.
-* ``I_x`` is the (dimensionless) depolarisation of compartment ``x``, a leaky integrator of
-  its current with the membrane time constant ``tau_m``.
-* ``lambda`` is the escape rate (hazard). ``rho`` (Hz) is the population's rate scale: a unit
-  rate of the description is ``rho`` spikes per second per neuron. In discrete time a cell
-  spikes in a step ``dt`` with probability ``lambda dt`` (so its mean rate is ``lambda``
-  exactly while ``lambda dt <= 1``; above, the rate is clipped and the backend says so).
+* ``s_x``: exponential synaptic currents, each spike of a presynaptic population of ``n`` cells
+  with rate scale ``rho`` weighted ``w / (n rho)``, so that the mean current is the rate-level
+  input ``sum_pre w r_pre`` of the description.
+* ``I_x``: the (dimensionless) filtered input of compartment ``x`` (time constant ``tau_m``).
+* ``lambda``: the intensity; ``rho`` (Hz per neuron at unit value) comes from the population's
+  a-priori encoding range, ``cap`` is the rate cap of the cell type (clipped steps are counted).
 
-**Biophysical reading of the two-compartment pyramidal cell.** The *basal* compartment
-collects the driving (core, topographic) input near the soma; ``f`` is the somatic f-I
-curve. The *apical* tuft in L1 collects modulatory (matrix, diffuse thalamic and
-intracolumnar) input; its depolarisation does not drive the cell on its own but multiplies
-the gain of the somatic response (``g``), as dendritic calcium plateaus do when they turn
-back-propagating activity into bursts (Larkum, Zhu & Sakmann 1999; Larkum, Senn & Luscher
-2004, "top-down dendritic input increases the gain of layer 5 pyramidal neurons"). The
-*shunt* site is perisomatic shunting inhibition, which divides the rate (Chance, Abbott &
-Reyes 2002). Spikes are emitted with the rate ``lambda`` and no reset: as in Urbanczik &
-Senn's model, the somatic potential is driven by the dendrites and the spike train is a
-sample of ``lambda`` (escape noise), so the neuron's transfer is the cell law *exactly*. A
-threshold LIF neuron with reset would need its transfer calibrated or inverted (its
-``gain * drive`` curve departs from the product by a few percent, and that bias compounds
-over the circuit's stages); here nothing is calibrated.
+These are **not** integrate-and-fire neurons: no membrane potential per cell, no threshold,
+reset or refractory period; the product ``f g`` and the division by ``I_s`` are the formula.
+The reading of the law is the paper's: the basal compartment collects the driving input, the
+apical tuft the modulatory input that scales the gain (Larkum, Zhu & Sakmann 1999), the shunt
+site perisomatic shunting inhibition (Chance, Abbott & Reyes 2002). A biophysical model of
+those mechanisms (threshold LIF cells, Ca2+ plateaus, conductances) is not part of this module.
 
-**Relay cells** (first-order thalamus) fire at ``rho [stimulus]_+``: by default as perfect
-integrate-and-fire neurons (``dv/dt = lambda``, a spike and ``v -= 1`` at ``v = 1``: tonic,
-regular firing whose count in a window is exact to one spike), or as Poisson neurons.
-**Memory cells** (L2/3 of the key-value layout) integrate their law while the write gate is
-open, ``dM/dt = gate(t) f(I_b + b_b) g(I_a + b_a) / T_write`` (**[choice]**: ``I_b, I_a``
-are the filtered presynaptic spike trains, so ``M`` integrates the coincident value and key
-spikes, i.e. a spike count, during the write phase) and then fire persistently at
-``rho M``.
+**Relay cells** (first-order thalamus) have the intensity ``rho [stimulus]_+`` (Poisson by
+default; or ``n`` perfect integrators in a splay state). **Memory cells** (L2/3 of the
+key-value layout) integrate their law while the write gate is open,
+``dM/dt = gate(t) f(I_b + b_b) g(I_a + b_a) / T_write``, then fire at ``rho M``.
 
 Everything here is a string of Brian2 equations; the backend
 (:mod:`ctattn.circuits.backends.spiking`) builds the network.

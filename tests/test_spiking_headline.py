@@ -60,8 +60,9 @@ def test_standard_problem_headline(standard, neuron):
 def test_no_rate_or_spiking_path_reads_the_solution(monkeypatch):
     """The ideal backend and the reference raise if called; rate and spiking runs still work."""
     import ctattn.analysis.reference as reference
-    import ctattn.api as api
     from ctattn.circuits.backends import ideal
+
+    import ctattn.api as api
 
     def forbidden(*args, **kwargs):
         raise AssertionError("a rate or spiking code path read the circuit's solution")
