@@ -243,7 +243,7 @@ def test_spread_is_at_least_the_readout_shot_noise(replicates):
         ("mask", True, False),
         pytest.param("mask", False, True, marks=pytest.mark.slow),
         pytest.param("memory", False, False, marks=pytest.mark.slow),
-        ("memory", True, True),
+        pytest.param("memory", True, True, marks=pytest.mark.slow),
     ],
 )
 def test_layouts_causal_and_cross_attention(layout, causal, cross):

@@ -83,10 +83,11 @@ from ctattn.circuits.backends.spiking.running import _Progress as _Progress  # t
 
 # The package's modules, by responsibility:
 #
-# * options  -- constants (DEFAULTS, RATE_SCALE_HZ, BIAS_BUDGET), option parsing, the rate
-#               scales of the normalisers, settling time and the SpikingTiming time course;
+# * options  -- constants (DEFAULTS, RATE_CAP_HZ, SATURATION_LIMIT, BIAS_BUDGET), option parsing,
+#               settling time and the SpikingTiming time course;
+# * encoding -- the a-priori encoding range of every cell and its rate scale rho;
 # * network  -- building: the Brian2 network of one run (_Simulation) and the C++ standalone device;
-# * running  -- run(): the whole simulation from options to SimulationResult, progress, synapse counts;
+# * running  -- run(): Dale's law, the simulation, saturation check, binned rates, accounting;
 # * decoding -- rates and outputs from spike counts, standard errors, the shot-noise bound.
 
 __all__ = [
