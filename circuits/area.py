@@ -154,6 +154,7 @@ def mask_area(h: int, column: Microcolumn, weights, n_kv: int) -> tuple[list[Pop
             1,
             "inhibitory interneuron pool (divisive normalisation)",
             "Z_i = sum_j g(s_ij)",
+            inhibitory=True,
         )
         pops += [gain, pool]
         projs += [

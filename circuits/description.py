@@ -58,6 +58,7 @@ class Population:
     bias_apical: np.ndarray | None = None
     stimulus: str | None = None
     silenced: bool = False
+    inhibitory: bool = False  # Dale's law: every projection from it inhibits (circuits.dale)
 
     def __post_init__(self):
         for name in ("bias_basal", "bias_apical"):

@@ -89,6 +89,8 @@ KEYS: dict[str, Key] = {
     "target": Key("str", None, choices=("numpy", "cython", "standalone"), backends=_BRIAN2),
     # multiplies the scale of the random weights W_Q, W_K, W_V, W_O (not of biases or weight files)
     "weight_scale": Key("float", 1.0, lo=1e-300, hi=1e300),
+    "neuron": Key("str", None, choices=("poisson",), backends=("spiking",)),
+    "allow_saturation": Key("bool", None, backends=("spiking",)),
 }
 #: Targets per backend (the rate backend has no C++ standalone build).
 TARGETS = {"rate": ("numpy", "cython"), "spiking": ("numpy", "cython", "standalone")}

@@ -1,49 +1,31 @@
-r"""Escape-noise two-compartment neurons: the spiking version of every cell law of the circuit.
+r"""Linear-nonlinear-Poisson cells: the spiking version of every cell law of the circuit.
 
-A spiking cell of the circuit is a leaky integrate-and-fire neuron with *escape noise*
-(Gerstner & Kistler 2002, ch. 5; the two-compartment neuron of Urbanczik & Senn 2014): its
-compartments integrate their synaptic currents leakily, and it emits spikes as an
-inhomogeneous Poisson process whose instantaneous rate is a known function of the
-compartment potentials, namely the cell's steady-state law of :mod:`ctattn.models.neurons`::
+A spiking cell of the circuit (``neuron="poisson"``) is a *linear-nonlinear-Poisson* unit: its
+compartments linearly filter their synaptic input, and it fires as an inhomogeneous Poisson
+process whose intensity is the cell's steady-state law of :mod:`ctattn.models.neurons`::
 
     tau_syn ds_x/dt = -s_x + tau_syn sum_k w_k / (n rho_k) sum_spikes delta(t - t_k)  (synapses)
     tau_m  dI_x/dt  = -I_x + s_x                        (compartment x = basal, apical, shunt)
-    lambda(t) = rho * f(I_b + b_b) * g(I_a + b_a) [/ I_s]       (escape rate, spikes / s)
+    lambda(t) = min(rho * f(I_b + b_b) * g(I_a + b_a) [/ I_s], cap)   (intensity, spikes / s)
 
-* ``s_x`` is the synaptic current onto compartment ``x``: exponential synapses (time constant
-  ``tau_syn``) from every presynaptic population, each spike of a presynaptic population of
-  ``n`` neurons with rate scale ``rho`` weighted by ``w / (n rho)`` so that the mean current
-  equals the rate-level input ``sum_pre w r_pre`` of the circuit description.
-* ``I_x`` is the (dimensionless) depolarisation of compartment ``x``, a leaky integrator of
-  its current with the membrane time constant ``tau_m``.
-* ``lambda`` is the escape rate (hazard). ``rho`` (Hz) is the population's rate scale: a unit
-  rate of the description is ``rho`` spikes per second per neuron. In discrete time a cell
-  spikes in a step ``dt`` with probability ``lambda dt`` (so its mean rate is ``lambda``
-  exactly while ``lambda dt <= 1``; above, the rate is clipped and the backend says so).
+* ``s_x``: exponential synaptic currents, each spike of a presynaptic population of ``n`` cells
+  with rate scale ``rho`` weighted ``w / (n rho)``, so that the mean current is the rate-level
+  input ``sum_pre w r_pre`` of the description.
+* ``I_x``: the (dimensionless) filtered input of compartment ``x`` (time constant ``tau_m``).
+* ``lambda``: the intensity; ``rho`` (Hz per neuron at unit value) comes from the population's
+  a-priori encoding range, ``cap`` is the rate cap of the cell type (clipped steps are counted).
 
-**Biophysical reading of the two-compartment pyramidal cell.** The *basal* compartment
-collects the driving (core, topographic) input near the soma; ``f`` is the somatic f-I
-curve. The *apical* tuft in L1 collects modulatory (matrix, diffuse thalamic and
-intracolumnar) input; its depolarisation does not drive the cell on its own but multiplies
-the gain of the somatic response (``g``), as dendritic calcium plateaus do when they turn
-back-propagating activity into bursts (Larkum, Zhu & Sakmann 1999; Larkum, Senn & Luscher
-2004, "top-down dendritic input increases the gain of layer 5 pyramidal neurons"). The
-*shunt* site is perisomatic shunting inhibition, which divides the rate (Chance, Abbott &
-Reyes 2002). Spikes are emitted with the rate ``lambda`` and no reset: as in Urbanczik &
-Senn's model, the somatic potential is driven by the dendrites and the spike train is a
-sample of ``lambda`` (escape noise), so the neuron's transfer is the cell law *exactly*. A
-threshold LIF neuron with reset would need its transfer calibrated or inverted (its
-``gain * drive`` curve departs from the product by a few percent, and that bias compounds
-over the circuit's stages); here nothing is calibrated.
+These are **not** integrate-and-fire neurons: no membrane potential per cell, no threshold,
+reset or refractory period; the product ``f g`` and the division by ``I_s`` are the formula.
+The reading of the law is the paper's: the basal compartment collects the driving input, the
+apical tuft the modulatory input that scales the gain (Larkum, Zhu & Sakmann 1999), the shunt
+site perisomatic shunting inhibition (Chance, Abbott & Reyes 2002). A biophysical model of
+those mechanisms (threshold LIF cells, Ca2+ plateaus, conductances) is not part of this module.
 
-**Relay cells** (first-order thalamus) fire at ``rho [stimulus]_+``: by default as perfect
-integrate-and-fire neurons (``dv/dt = lambda``, a spike and ``v -= 1`` at ``v = 1``: tonic,
-regular firing whose count in a window is exact to one spike), or as Poisson neurons.
-**Memory cells** (L2/3 of the key-value layout) integrate their law while the write gate is
-open, ``dM/dt = gate(t) f(I_b + b_b) g(I_a + b_a) / T_write`` (**[choice]**: ``I_b, I_a``
-are the filtered presynaptic spike trains, so ``M`` integrates the coincident value and key
-spikes, i.e. a spike count, during the write phase) and then fire persistently at
-``rho M``.
+**Relay cells** (first-order thalamus) have the intensity ``rho [stimulus]_+`` (Poisson by
+default; or ``n`` perfect integrators in a splay state). **Memory cells** (L2/3 of the
+key-value layout) integrate their law while the write gate is open,
+``dM/dt = gate(t) f(I_b + b_b) g(I_a + b_a) / T_write``, then fire at ``rho M``.
 
 Everything here is a string of Brian2 equations; the backend
 (:mod:`ctattn.circuits.backends.spiking`) builds the network.
@@ -53,9 +35,30 @@ from __future__ import annotations
 
 from ctattn.models.neurons import CellModel
 
-__all__ = ["SITES", "unit_equations", "trace_jump"]
+__all__ = ["SITES", "ADAPTATION", "adaptive", "unit_equations", "trace_jump", "step_code"]
 
 SITES = ("basal", "apical", "shunt")
+
+
+def adaptive(model: CellModel) -> bool:
+    """Cells whose apical exponent adapts (softmax gain and deep cells: ``g = exp(beta I_a)``)."""
+    return model.gain is not None and model.gain.name == "exp"
+
+
+#: Adaptive threshold of the exponential apical gain [choice]: per area, ``m`` relaxes to the
+#: log-sum of the exponents ``x_j = beta (I_a,j + b_a)`` of the area's gain cells,
+#:
+#:     tau_adapt dm/dt = log sum_j exp(x_j - m)          (-> m = log sum_j exp(x_j))
+#:
+#: and every gain and deep cell of the area fires with ``exp(x - m)``. At equilibrium the gains
+#: sum to 1, so each is at most 1 (and the pool at most 1) whatever the scale of the scores;
+#: the relaxation is exponential (time constant ``tau_adapt``) however far the scores jump.
+#: ``m`` is common to the numerator and the divisor of ``exp(x_j - m) / sum_j' exp(x_j' - m)``,
+#: the same softmax: the ideal and rate backends (``m = 0``) are unchanged. Read as adaptation
+#: of the apical (calcium) excitability to the recent drive of the column population.
+#: ``ceiling``: the gain's encoding range, 2 (twice the equilibrium bound, for the transients
+#: while ``m`` follows a change; the saturation count checks it at every step).
+ADAPTATION = dict(tau_adapt_s=2e-3, ceiling=2.0)
 
 
 def unit_equations(model: CellModel, synaptic_inputs: dict[str, list[str]]) -> str:
@@ -68,14 +71,19 @@ def unit_equations(model: CellModel, synaptic_inputs: dict[str, list[str]]) -> s
     ``window_index`` in the namespace (and ``measuring`` for the backend's rate update).
     """
     lines = [
-        "rho : Hz (constant)",
+        "rho : Hz (constant)  # encoding range: rate per neuron at unit value of the description",
+        "cap : Hz (constant)  # the rate cap of the cell type (intensities above it are clipped)",
+        "n_cells : 1 (constant)",
         "active : 1 (constant)",
         "jump : 1 (constant)",
         "b_basal : 1 (constant)",
         "b_apical : 1 (constant)",
         "count : 1",
-        "rate : Hz  # lam, stored once per step for the unit's neurons",
-        "saturated : 1  # measured steps with lam * dt > 1 (one spike per step at most: clipped)",
+        "k : 1  # spikes of the unit's n cells in this step",
+        "acc : 1  # regular (splay-state) relays: the cells' summed phase",
+        "intensity : 1  # integral of the intensity per neuron (rate * dt summed)",
+        "rate : Hz  # the intensity per neuron this step, lam clipped at cap",
+        "saturated : 1  # steps with lam > cap (clipped)",
         "da/dt = -a / tau_syn : 1",
     ]
     if model.kind == "relay":
@@ -90,6 +98,10 @@ def unit_equations(model: CellModel, synaptic_inputs: dict[str, list[str]]) -> s
         else:
             lines.append(f"I_{site} = 0 : 1")
     law = model.rate_expression()
+    if adaptive(model):
+        lines.append("m_in : 1  # the area's adaptive threshold of the apical exponent")
+        gain = model.gain.expression("I_apical + b_apical")
+        law = law.replace(gain, f"exp({model.gain.slope!r} * (I_apical + b_apical) - m_in)")
     if model.integrator:
         lines.append(f"dM/dt = active * write_gate(t) * clip({law}, 0, inf) / T_write : 1")
         lines.append("lam = active * rho * clip(M, 0, inf) : Hz")
@@ -110,3 +122,31 @@ def trace_jump(n_neurons: int, rho_hz, dt_s: float, tau_syn_s: float):
     import numpy as np
 
     return (1.0 - np.exp(-dt_s / tau_syn_s)) / (n_neurons * np.asarray(rho_hz, float) * dt_s)
+
+
+def step_code(regular: bool) -> str:
+    """Per step and unit: the clipped intensity, and the spikes of the unit's ``n`` cells.
+
+    Linear-nonlinear-Poisson cells: each of the ``n`` cells of a unit fires as an independent
+    Poisson process with the unit's intensity ``rate`` (piecewise constant over ``dt``), so the
+    unit's count in a step is ``Poisson(n rate dt)``, drawn once (an exact rewriting of ``n``
+    independent draws). ``regular``: ``n`` perfect integrators in a splay state, whose summed
+    phase ``acc`` advances by ``n rate dt`` and whose count is the number of whole turns crossed.
+    Saturation is counted from ``t_started`` on: the first settling phase starts the circuit
+    from silence, where a divisor (the pool) has not yet received any input.
+    """
+    spikes = (
+        "k = floor(acc + n_cells * rate * dt) - floor(acc)\nacc = acc + n_cells * rate * dt"
+        if regular
+        else "k = poisson(n_cells * rate * dt)"
+    )
+    return "\n".join(
+        [
+            "rate = clip(lam, 0 * Hz, cap)",
+            "saturated += int(lam > cap) * int(t >= t_started)",
+            "intensity += rate * dt",
+            spikes,
+            "a += jump * k",
+            "count += k",
+        ]
+    )

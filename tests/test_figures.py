@@ -87,7 +87,13 @@ def test_rate_traces_over_time(tmp_path, checked):
 def spiking_run():
     """A tiny spiking run with every population's spikes and traces (a few seconds)."""
     return _small_run(
-        "spiking", neurons_per_unit=5, window_ms=40, settle_ms=30, record_spikes=True, trace_dt_ms=2.0, seed=3
+        "spiking",
+        neurons_per_unit=300,
+        window_ms=40,
+        settle_ms=30,
+        record_spikes=True,
+        trace_dt_ms=2.0,
+        seed=3,
     )
 
 
@@ -107,7 +113,7 @@ def test_raster_groups_populations_and_shows_silence(tmp_path, checked, spiking_
     result = get_backend("spiking").run(
         circuit,
         spiking_run.tokens,
-        neurons_per_unit=5,
+        neurons_per_unit=300,
         window_ms=40,
         settle_ms=30,
         record_spikes=True,

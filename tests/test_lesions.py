@@ -311,12 +311,12 @@ def test_lesioned_spiking_output_is_the_prediction_statistically(key):
     errors, the spiking backend's bias budget, alpha = 1 %), and the same test rejects the
     intact output (the lesion's effect is not within the noise)."""
     from ctattn.analysis.statistics import Replicates, compare
-    from ctattn.circuits.backends.spiking import BIAS_BUDGET, DEFAULTS, RATE_SCALE_HZ
+    from ctattn.circuits.backends.spiking import BIAS_BUDGET, DEFAULTS, RATE_CAP_HZ
 
     tokens, circuit, Y_pred, Y_intact = _lesioned_problem(key)
     runs = [get_backend("spiking").run(circuit, tokens, seed=s) for s in REPLICATE_SEEDS]
     rep = Replicates.of([r.Y for r in runs])
-    quantum = 1.0 / (DEFAULTS["neurons_per_unit"] * RATE_SCALE_HZ["HO"] * DEFAULTS["window_ms"] * 1e-3)
+    quantum = 1.0 / (DEFAULTS["neurons_per_unit"] * RATE_CAP_HZ["excitatory"] * DEFAULTS["window_ms"] * 1e-3)
     rms = float(np.sqrt(np.mean(Y_pred**2)))
     options = dict(
         dof=rep.dof,

@@ -10,7 +10,16 @@ import pytest
 from ctattn.cli import main
 
 TINY = ["--heads", "2", "--tokens", "3", "--d-model", "5", "--d-k", "3", "--d-v", "2", "--seed", "4"]
-TINY_SPIKING = TINY + ["--backend", "spiking", "--neurons-per-unit", "5", "--window", "40", "--settle", "30"]
+TINY_SPIKING = TINY + [
+    "--backend",
+    "spiking",
+    "--neurons-per-unit",
+    "300",
+    "--window",
+    "40",
+    "--settle",
+    "30",
+]
 
 
 def ok(capsys, *argv) -> str:
@@ -166,7 +175,7 @@ def test_lesion_of_the_cross_reading_circuit(capsys):
         (["lesion", "--silence", "L23", "--area", "9"], "area"),
         (["lesion", "--silence", "pool", "--area", "1"], "pool"),
         (["lesion", "--silence", "HO", "--plots"], "--out"),
-        (["lesion", "--silence", "L23", "--neurons-per-unit", "4"], "spiking"),
+        (["lesion", "--silence", "L23", "--neurons-per-unit", "300"], "spiking"),
     ],
 )
 def test_lesion_errors_are_one_line(capsys, argv, needle):

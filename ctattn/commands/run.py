@@ -54,6 +54,8 @@ _FLAGS = {
     "window": "window_ms",
     "settle": "settle_ms",
     "target": "target",
+    "neuron": "neuron",
+    "allow_saturation": "allow_saturation",
 }
 
 
@@ -114,6 +116,19 @@ def add_problem_arguments(p) -> None:
         choices=["numpy", "cython", "standalone"],
         default=None,
         help="Brian2 code-generation target",
+    )
+    p.add_argument(
+        "--neuron",
+        choices=["poisson"],
+        default=None,
+        help="spiking neuron model (poisson: linear-nonlinear-Poisson units whose rate is the cell law)",
+    )
+    p.add_argument(
+        "--allow-saturation",
+        action="store_const",
+        const=True,
+        default=None,
+        help="spiking: run on when more than 0.1%% of neuron-steps exceed their rate cap (else exit 2)",
     )
 
 

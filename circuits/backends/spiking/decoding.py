@@ -24,14 +24,14 @@ def _decode(circuit: Circuit, sim: _Simulation, counts):
     dt = sim.timing.dt
     window_rates = {p.name: [] for p in circuit.populations}
     step = 0
-    for k, phases in enumerate(sim.phases):
+    for phases in sim.phases:
         step += sum(s for _, s in phases)
         last = phases[-1][1]
         end, begin = step // sim.grid, (step - last) // sim.grid
         for plan, cumulative in zip(sim.groups, counts):
             c = cumulative[end] - cumulative[begin]
             for pop in plan.members:
-                scale = sim.n_of[pop.name] * sim.rho[pop.name] * sim.factors[pop.name][k] * last * dt
+                scale = sim.n_of[pop.name] * sim.rho[pop.name] * last * dt
                 window_rates[pop.name].append(c[plan.slice(pop.name)].reshape(pop.shape) / scale)
     window_rates = {k: np.array(v) for k, v in window_rates.items()}
     readout = circuit.population(circuit.readout)
@@ -42,15 +42,17 @@ def _decode(circuit: Circuit, sim: _Simulation, counts):
     return Y, window_rates
 
 
-def _readout_standard_errors(circuit: Circuit, window_rates: dict, counts_per_rate: float) -> np.ndarray:
-    """``sqrt(N_ON + N_OFF) / (n rho T)`` per output, from rates ``r = N / (n rho T)``."""
+def _readout_standard_errors(circuit: Circuit, window_rates: dict, counts_per_rate) -> np.ndarray:
+    """``sqrt(N_ON / c_ON^2 + N_OFF / c_OFF^2)`` per output, from rates ``r = N / c`` with
+    ``c = n rho T`` counts per unit value (per readout cell: ``rho`` may differ between cells)."""
     readout = circuit.population(circuit.readout)
     d = readout.signed_dims
+    c = np.broadcast_to(np.asarray(counts_per_rate, float).ravel(), (2 * d,))
     se = np.full((circuit.info["n_tokens"], d), np.nan)
     for k, w in enumerate(circuit.schedule):
         if w.readout:
             r = window_rates[readout.name][k][0]
-            se[w.query] = np.sqrt((r[:d] + r[d : 2 * d]) / counts_per_rate)
+            se[w.query] = np.sqrt(r[:d] / c[:d] + r[d : 2 * d] / c[d : 2 * d])
     return se
 
 
@@ -64,5 +66,6 @@ def poisson_standard_errors(circuit: Circuit, result: SimulationResult) -> np.nd
     predicts, ``sqrt(N_ON + N_OFF) / (n rho T)``, from the measured counts ``N``: a floor
     under the run-to-run spread (upstream stages add their own noise)."""
     info = result.info
-    counts_per_rate = info["neurons_per_unit"] * info["readout_rate_hz"] * info["window_ms"] * 1e-3
+    rho = np.asarray(info["readout_rho_hz"], float)
+    counts_per_rate = info["neurons_per_unit"] * rho * info["window_ms"] * 1e-3
     return _readout_standard_errors(circuit, result.window_rates, counts_per_rate)

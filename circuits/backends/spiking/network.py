@@ -16,10 +16,11 @@ import time
 
 import numpy as np
 from ctattn.circuits.backends.brian2_support import GroupPlan, plan_groups, plan_synapses
-from ctattn.circuits.backends.spiking.options import SpikingTiming, normalizer_populations, rate_scales
+from ctattn.circuits.backends.spiking.encoding import encoding_ranges, rate_scales_hz
+from ctattn.circuits.backends.spiking.options import RATE_BIN_S, RATE_CAP_HZ, SpikingTiming
 from ctattn.circuits.description import Circuit
 from ctattn.circuits.timing import relay_table
-from ctattn.models.spiking import trace_jump, unit_equations
+from ctattn.models.spiking import ADAPTATION, adaptive, step_code, trace_jump, unit_equations
 
 from ctattn.core.problem import Tokens
 from ctattn.core.seeding import rng_for, seed_for
@@ -43,24 +44,33 @@ def _standalone(directory: str | None):
             shutil.rmtree(directory, ignore_errors=True)
 
 
+#: Cells per unit whose spikes are recorded (all spikes are counted; the raster shows these).
+SPIKE_CELLS = 50
+
+
 class _Simulation:
-    """The Brian2 network of one run (unit groups, neuron groups, synapses, monitors)."""
+    """The Brian2 network of one run: one group of unit-level state per group of populations
+    (each unit stands for its ``n`` cells, whose spikes are drawn as one count per step), the
+    synapses between units, and the count, intensity, event and trace monitors."""
 
     def __init__(self, circuit: Circuit, tokens: Tokens, timing: SpikingTiming, opts: dict):
         self.circuit, self.tokens, self.timing, self.opts = circuit, tokens, timing, opts
         self.n = opts["neurons_per_unit"]
-        self.rho = {p.name: float(opts["rate_hz"][p.layer]) for p in circuit.populations}
-        self.factors = rate_scales(circuit, tokens, opts["rate_hz"], opts["normalizer_peak_hz"])
-        normalizers = set(normalizer_populations(circuit))
-        self.n_of = {
-            p.name: self.n * (opts["normalizer_neurons"] if p.name in normalizers else 1)
-            for p in circuit.populations
+        self.n_of = {p.name: self.n for p in circuit.populations}
+        self.cap = {
+            p.name: RATE_CAP_HZ["inhibitory" if p.inhibitory else "excitatory"] for p in circuit.populations
         }
+        self.ranges = encoding_ranges(circuit, tokens, opts["encoding_ranges"])
+        # rho: Hz per neuron at unit value, so that the a-priori largest value sits at a fraction
+        # `headroom` of the cap (the rest absorbs the shot noise of the inputs' spike trains)
+        self.rho = rate_scales_hz(self.ranges, self.cap, opts["headroom"])
         self.groups: list[GroupPlan] = plan_groups(circuit)
         self.phases = timing.phases(circuit)
         steps = [s for w in self.phases for _, s in w]
         self.total_steps = sum(steps)
-        self.grid = math.gcd(*steps)  # every phase boundary lies on the count monitor's grid
+        bin_steps = max(1, int(round(RATE_BIN_S / timing.dt)))
+        self.grid = math.gcd(*steps, bin_steps)  # every phase boundary and 5 ms bin on the grid
+        self.bin_steps = bin_steps
         self.duration = self.total_steps * timing.dt
 
     # -- construction --------------------------------------------------------------------------
@@ -81,23 +91,19 @@ class _Simulation:
     def _build(self):
         import brian2 as b2
 
-        circuit, timing, n = self.circuit, self.timing, self.n
+        circuit, timing = self.circuit, self.timing
         dt = timing.dt * b2.second
         clock = b2.Clock(dt, name="ctattn_clock")
         steps_per_window = [sum(s for _, s in w) for w in self.phases]
         window_of_step = np.repeat(np.arange(len(self.phases), dtype=float), steps_per_window)
         gate = np.concatenate([np.full(s, float(kind == "write")) for w in self.phases for kind, s in w])
-        # the phases whose spikes end up in the result: counting (the output), writing (memory)
-        measuring = np.concatenate(
-            [np.full(s, float(kind != "settle")) for w in self.phases for kind, s in w]
-        )
         namespace = dict(
             tau_syn=timing.tau_syn * b2.second,
             tau_m=timing.tau_m * b2.second,
             T_write=timing.write * b2.second,
             window_index=b2.TimedArray(window_of_step, dt=dt, name="window_index"),
             write_gate=b2.TimedArray(gate, dt=dt, name="write_gate"),
-            measuring=b2.TimedArray(measuring, dt=dt, name="measuring"),
+            t_started=self.phases[0][0][1] * dt,
         )
         relays = [g for g in self.groups if g.members[0].model.kind == "relay"]
         if relays:
@@ -111,97 +117,35 @@ class _Simulation:
         for (gi, gj, target), _ in synapses.items():
             inputs[gj].setdefault(target, []).append(f"s_{target}_from_{gi}")
 
-        self.units, self.neurons, objects = [], [], []
-        self.owners: list[np.ndarray] = []  # per group: the unit of each neuron
+        self.units, objects = [], []
         self.n_synapses_simulated = 0
         for index, plan in enumerate(self.groups):
             kind = plan.members[0].model.kind
-            # gain-controlled units (normalisers) fire at rho * factor(window) and weigh each
-            # spike by 1 / factor, so their filtered trains and decoded rates stay in unit rates
-            factors = np.column_stack(
-                [np.repeat(self.factors[p.name][:, None], p.size, axis=1) for p in plan.members]
-            )  # (windows, units)
-            controlled = bool(np.any(factors != 1.0))
-            equations = unit_equations(plan.members[0].model, inputs[index])
-            if controlled:
-                equations += "\nfactor : 1  # rate scale of this window (gain control of the normalisers)"
-                namespace[f"rate_factor_{index}"] = b2.TimedArray(
-                    factors, dt=1 * b2.second, name=f"rate_factor_{index}"
-                )
             units = b2.NeuronGroup(
                 plan.size,
-                equations,
+                unit_equations(plan.members[0].model, inputs[index]),
                 method="exponential_euler",
                 namespace=namespace,
                 clock=clock,
                 order=0,
+                events={"spikes": "k > 0"},
                 name=f"u{index}_{kind}",
             )
-            # the escape rate, evaluated once per unit and step (after the unit's update) and
-            # read by its n neurons
-            if controlled:
-                units.factor = 1.0
-                update = (
-                    f"factor = rate_factor_{index}(window_index(t) * second, i)\nrate = lam * factor\n"
-                    "saturated += measuring(t) * int(rate * dt > 1)"
-                )
-            else:
-                update = "rate = lam\nsaturated += measuring(t) * int(lam * dt > 1)"
-            units.run_regularly(update, when="groups", order=1, name=f"u{index}_{kind}_rate")
-            rho = plan.per_unit(lambda p: np.full(p.size, self.rho[p.name]))
+            regular = kind == "relay" and self.opts["relay_firing"] == "regular"
+            units.run_regularly(step_code(regular), when="groups", order=1, name=f"u{index}_{kind}_step")
+            rho = plan.per_unit(lambda p: self.rho[p.name].ravel())
             units.rho = rho * b2.Hz
-            n_unit = plan.per_unit(lambda p: np.full(p.size, self.n_of[p.name])).astype(int)
-            n_cells = int(n_unit.sum())
+            units.cap = plan.per_unit(lambda p: np.full(p.size, self.cap[p.name])) * b2.Hz
+            n_unit = plan.per_unit(lambda p: np.full(p.size, self.n_of[p.name]))
+            units.n_cells = n_unit
             units.jump = trace_jump(n_unit, rho, timing.dt, timing.tau_syn)
             units.active = plan.per_unit(lambda p: np.full(p.size, 0.0 if p.silenced else 1.0))
             units.b_basal = plan.per_unit(lambda p: p.bias_basal)
             units.b_apical = plan.per_unit(lambda p: p.bias_apical)
-            owner = np.repeat(np.arange(plan.size), n_unit)
-            self.owners.append(owner)
-            if kind == "relay" and self.opts["relay_firing"] == "regular":
-                # perfect integrate-and-fire: a phase that advances at lam, one spike per turn;
-                # the n cells of a unit start evenly spread over the cycle (a splay state) with a
-                # random offset, so the unit's spike count in any window is unbiased
-                neurons = b2.NeuronGroup(
-                    n_cells,
-                    "lam_u : Hz (linked)\ndv/dt = lam_u : 1",
-                    threshold="v >= 1",
-                    reset="v -= 1",
-                    method="euler",
-                    order=2,
-                    namespace=namespace,
-                    clock=clock,
-                    name=f"n{index}_{kind}",
-                )
-                offset = rng_for(self.opts["seed"], "relay_phases").random(plan.size)
-                neurons.v = ((np.arange(n)[None, :] + offset[:, None]) / n).ravel()
-            else:
-                # escape noise: one Bernoulli draw per step with probability lam dt
-                neurons = b2.NeuronGroup(
-                    n_cells,
-                    "lam_u : Hz (linked)",
-                    threshold="rand() < lam_u * dt",
-                    order=2,
-                    namespace=namespace,
-                    clock=clock,
-                    name=f"n{index}_{kind}",
-                )
-            neurons.lam_u = b2.linked_var(units, "rate", index=owner)
-            # every spike feeds the unit's filtered spike train (its synaptic output) and its count
-            on_pre = "a_post += jump_post / factor_post" if controlled else "a_post += jump_post"
-            out = b2.Synapses(
-                neurons,
-                units,
-                on_pre=on_pre + "\ncount_post += 1",
-                clock=clock,
-                namespace=namespace,
-                name=f"spikes{index}",
-            )
-            out.connect(i=np.arange(n_cells), j=owner)
-            self.n_synapses_simulated += n_cells
+            if regular:  # the n cells start evenly spread over the cycle, with a random offset
+                units.acc = rng_for(self.opts["seed"], "relay_phases").random(plan.size)
             self.units.append(units)
-            self.neurons.append(neurons)
-            objects += [units, neurons, out]
+            objects.append(units)
         for (gi, gj, target), (i, j, w) in synapses.items():
             syn = b2.Synapses(
                 self.units[gi],
@@ -215,18 +159,27 @@ class _Simulation:
             syn.w = w
             self.n_synapses_simulated += len(w)
             objects.append(syn)
+        objects += self._adaptation(clock, namespace)
         # fixed names for clocks and functions keep the generated code, hence Cython's cache, stable
         grid = b2.Clock(self.grid * dt, name="ctattn_grid_clock")
         self.count_monitors = [
-            b2.StateMonitor(u, "count", record=True, clock=grid, name=f"counts{k}")
+            b2.StateMonitor(u, ["count", "intensity"], record=True, clock=grid, name=f"counts{k}")
             for k, u in enumerate(self.units)
         ]
         objects += self.count_monitors
-        readout_group = self._group_of(circuit.readout)
+        # spikes: of the readout only, or of every population (the first SPIKE_CELLS cells of
+        # every unit); each monitor records (t, unit, k) for the steps where a unit spiked
         self.spike_monitors = {}
-        for k, neurons in enumerate(self.neurons):
-            if self.opts["record_spikes"] or k == readout_group:
-                self.spike_monitors[k] = b2.SpikeMonitor(neurons, name=f"spikemon{k}")
+        for k, plan in enumerate(self.groups):
+            for pop in plan.members:
+                if self.opts["record_spikes"] or pop.name == circuit.readout:
+                    sl = plan.slice(pop.name)
+                    self.spike_monitors[pop.name] = b2.EventMonitor(
+                        self.units[k][sl.start : sl.stop],
+                        "spikes",
+                        variables=["k"],
+                        name=f"spikemon{k}_{sl.start}",
+                    )
         objects += list(self.spike_monitors.values())
         self.trace_monitors = []
         if self.opts["trace_dt_ms"]:
@@ -238,6 +191,61 @@ class _Simulation:
             objects += self.trace_monitors
         self.namespace = namespace
         self.network = b2.Network(objects)
+
+    def _adaptation(self, clock, namespace) -> list:
+        """The adaptive thresholds of the exponential gains (:data:`ADAPTATION`), one per area:
+        fed by the area's gain cells (those that report to a pool), read by its adaptive cells."""
+        import brian2 as b2
+
+        areas = sorted({p.area for p in self.circuit.populations if adaptive(p.model)})
+        if not areas:
+            return []
+        pools = {p.name for p in self.circuit.populations if p.model.kind == "pool"}
+        reporters = {q.pre for q in self.circuit.projections if q.post in pools and not q.cut}
+        group = b2.NeuronGroup(
+            len(areas),
+            "drive : 1\ndm/dt = log(clip(drive, 1e-30, inf)) / tau_adapt : 1",
+            method="euler",
+            namespace=dict(tau_adapt=ADAPTATION["tau_adapt_s"] * b2.second),
+            clock=clock,
+            name="adaptation",
+        )
+        objects = [group]
+        for k, plan in enumerate(self.groups):
+            if not adaptive(plan.members[0].model):
+                continue
+            src_i, src_j, dst_i, dst_j = [], [], [], []
+            for pop in plan.members:
+                sl = plan.slice(pop.name)
+                cells = np.arange(sl.start, sl.stop)
+                area = areas.index(pop.area)
+                dst_i.append(np.full(cells.size, area))
+                dst_j.append(cells)
+                if pop.name in reporters:
+                    src_i.append(cells)
+                    src_j.append(np.full(cells.size, area))
+            slope = plan.members[0].model.gain.slope
+            if src_i:
+                up = b2.Synapses(
+                    self.units[k],
+                    group,
+                    model=f"drive_post = exp(clip({slope!r} * (I_apical_pre + b_apical_pre) - m_post, -50, 50)) : 1 (summed)",
+                    clock=clock,
+                    name=f"adapt_in{k}",
+                )
+                up.connect(i=np.concatenate(src_i), j=np.concatenate(src_j))
+                objects.append(up)
+            down = b2.Synapses(
+                group,
+                self.units[k],
+                model="m_in_post = m_pre : 1 (summed)",
+                clock=clock,
+                name=f"adapt_out{k}",
+            )
+            down.connect(i=np.concatenate(dst_i), j=np.concatenate(dst_j))
+            objects.append(down)
+        self.adaptive_areas = areas
+        return objects
 
     def _group_of(self, name: str) -> int:
         return next(k for k, g in enumerate(self.groups) if name in g.offsets)
@@ -282,9 +290,10 @@ class _Simulation:
         return compile_s, time.perf_counter() - t0
 
     def collect(self):
-        """Cumulative counts per unit at every grid tick, traces and spikes, per population."""
+        """Cumulative counts and intensities per unit at every grid tick, traces, spikes."""
         counts = [np.asarray(m.count).T for m in self.count_monitors]  # (ticks, units)
-        self.saturated_steps = int(sum(np.asarray(u.saturated).sum() for u in self.units))
+        intensities = [np.asarray(m.intensity).T for m in self.count_monitors]
+        self.saturated = [np.asarray(u.saturated) for u in self.units]
         traces = None
         if self.trace_monitors:
             traces = {}
@@ -293,14 +302,26 @@ class _Simulation:
                 for pop in plan.members:
                     traces[pop.name] = (t, a[plan.slice(pop.name)].T.reshape((-1,) + pop.shape))
         spikes = {}
-        for k, mon in self.spike_monitors.items():
-            t, i = np.asarray(mon.t), np.asarray(mon.i)
-            unit = self.owners[k][i]
-            first = np.searchsorted(self.owners[k], np.arange(self.groups[k].size))  # first cell of each unit
-            for pop in self.groups[k].members:
-                sl = self.groups[k].slice(pop.name)
-                keep = (unit >= sl.start) & (unit < sl.stop)
-                spikes[pop.name] = (t[keep], i[keep] - first[sl.start])
-        if not self.opts["record_spikes"]:
-            spikes = {self.circuit.readout: spikes[self.circuit.readout]}
-        return counts, traces, spikes
+        rng = rng_for(self.opts["seed"], "spike_identities")  # its own stream: Y never depends on it
+        for name, mon in self.spike_monitors.items():
+            pop = self.circuit.population(name)
+            t, unit, k = np.asarray(mon.t), np.asarray(mon.i), np.asarray(mon.k).astype(int)
+            n = self.n_of[name]
+            m = min(n, SPIKE_CELLS)
+            if pop.model.kind == "relay" and self.opts["relay_firing"] == "regular":
+                # splay state: the unit's cells fire in turn; keep the turns of cells 0..m-1
+                t, unit = np.repeat(t, k), np.repeat(unit, k)
+                order = np.argsort(unit, kind="stable")
+                turn = np.empty(unit.size, int)
+                turn[order] = np.arange(unit.size) - np.searchsorted(unit[order], unit[order])
+                cell = turn % n
+                keep = cell < m
+                t, unit, cell = t[keep], unit[keep], cell[keep]
+            else:
+                # independent Poisson cells: of a unit's k spikes, Binomial(k, m/n) fall on cells
+                # 0..m-1, each on a uniformly drawn one (exact thinning)
+                kept = rng.binomial(k, m / n)
+                t, unit = np.repeat(t, kept), np.repeat(unit, kept)
+                cell = rng.integers(0, m, unit.size)
+            spikes[name] = (t, unit * m + cell)
+        return counts, intensities, traces, spikes

@@ -1,10 +1,10 @@
 """Settings of the spiking backend: constants, option parsing and the time course of a run.
 
-:data:`RATE_SCALE_HZ` (the rate scale per layer), :data:`BIAS_BUDGET` (the systematic error
-allowed per output), :data:`DEFAULTS` and their parsing (``_options``); the circuit's depth and
-the settling time it needs (:func:`chain_depth`, :func:`settling_time`); the gain control of the
-normalisers (:func:`normalizer_populations`, :func:`rate_scales`); and :class:`SpikingTiming`,
-the phases of every token window. The model itself is documented in
+:data:`RATE_CAP_HZ` (the largest rate per neuron of excitatory and inhibitory cells),
+:data:`SATURATION_LIMIT`, :data:`BIAS_BUDGET` (the systematic error allowed per output),
+:data:`DEFAULTS` and their parsing (``_options``); the circuit's depth and the settling time it
+needs (:func:`chain_depth`, :func:`settling_time`); and :class:`SpikingTiming`, the phases of
+every token window. The model itself is documented in
 :mod:`ctattn.circuits.backends.spiking`.
 """
 
@@ -17,10 +17,20 @@ import numpy as np
 from ctattn.circuits.backends.brian2_support import TARGETS
 from ctattn.circuits.description import Circuit
 
-from ctattn.core.problem import InputError, Tokens
+from ctattn.core.problem import InputError
 
-#: Spikes per second per neuron at unit rate of the description, per ``Population.layer``.
-RATE_SCALE_HZ = {"FO": 100.0, "L2/3": 150.0, "L5": 150.0, "pool": 150.0, "HO": 50.0}
+#: Rate caps (Hz per neuron, at every moment): pyramidal and relay cells, and interneurons
+#: (fast-spiking PV cells reach ~400 Hz; pyramidal and relay cells rarely exceed ~200 Hz).
+RATE_CAP_HZ = {"excitatory": 200.0, "inhibitory": 400.0}
+
+#: Largest fraction of neuron-steps whose intensity may exceed its cap (then clipped) before a
+#: run is refused (exit 2) unless ``allow_saturation``.
+SATURATION_LIMIT = 1e-3
+
+#: Width of the bins over which ``peak_rate_hz`` and ``mean_rate_hz`` are measured.
+RATE_BIN_S = 5e-3
+
+NEURON_MODELS = ("poisson",)
 
 #: Systematic error allowed per output (``linear`` variant), as a fraction of ``RMS(Y_ref)``;
 #: the tests add it to the statistical tolerance (:mod:`ctattn.analysis.statistics`). Its parts:
@@ -46,23 +56,25 @@ BIAS_BUDGET = 0.005
 
 
 DEFAULTS = dict(
-    neurons_per_unit=40,
+    neuron="poisson",
+    neurons_per_unit=10000,
     window_ms=200.0,
     settle_ms=100.0,
     write_ms=None,
     tau_ms=10.0,
     tau_syn_ms=5.0,
     dt_ms=0.2,
-    rate_hz=None,
+    encoding_ranges=None,
+    headroom=0.8,
+    allow_saturation=False,
+    dale=True,
     target="numpy",
     seed=0,
     progress=False,
     record_spikes=False,
     trace_dt_ms=None,
     standalone_dir=None,
-    relay_firing="regular",
-    normalizer_peak_hz=400.0,
-    normalizer_neurons=10,
+    relay_firing="poisson",
 )
 _DURATIONS = ("window_ms", "settle_ms", "write_ms", "tau_ms", "tau_syn_ms", "dt_ms", "trace_dt_ms")
 
@@ -123,38 +135,6 @@ def settling_time(
     return settle
 
 
-def normalizer_populations(circuit: Circuit) -> list[str]:
-    """The divisive normalisation of ``normalized``/``softmax`` circuits: every inhibitory pool
-    and every population that reports its gain to one (the L5 gain cells)."""
-    pools = {p.name for p in circuit.populations if p.model.kind == "pool"}
-    reporters = {q.pre for q in circuit.projections if q.post in pools and not q.cut}
-    return [p.name for p in circuit.populations if p.name in pools | reporters]
-
-
-def rate_scales(circuit: Circuit, tokens: Tokens, rate_hz: dict, peak_hz: float) -> dict[str, np.ndarray]:
-    """Per population, the factor ``(n_windows,)`` on its layer's ``rho`` in each token window:
-    1, except for the gain cells and pools (:func:`normalizer_populations`), whose ``rho`` is
-    lowered in every window where their largest rate would exceed ``peak_hz`` per neuron (the
-    normalisers' gain control, :mod:`ctattn.circuits.backends.spiking`). Never above 1.
-
-    The rates are the circuit's own steady state in that window (the ideal backend on the same
-    circuit and tokens), never the matrix reference.
-    """
-    n_windows = len(circuit.schedule)
-    factors = {p.name: np.ones(n_windows) for p in circuit.populations}
-    names = normalizer_populations(circuit)
-    if names:
-        from ctattn.circuits.backends import ideal
-
-        rates = ideal.run(circuit, tokens).window_rates
-        for name in names:
-            layer = float(rate_hz[circuit.population(name).layer])
-            peak = rates[name].reshape(n_windows, -1).max(axis=1) * layer
-            with np.errstate(divide="ignore", invalid="ignore"):
-                factors[name] = np.where(np.isfinite(peak) & (peak > peak_hz), peak_hz / peak, 1.0)
-    return factors
-
-
 # -- options ----------------------------------------------------------------------------------
 def _quantity(name: str, value, unit: str) -> float:
     """A positive finite number from a float (in ``unit``) or a Brian2 quantity."""
@@ -163,7 +143,7 @@ def _quantity(name: str, value, unit: str) -> float:
     if hasattr(value, "dim"):  # a Brian2 Quantity: the unit is checked, not assumed
         import brian2
 
-        base = {"ms": brian2.ms, "Hz": brian2.Hz}[unit]
+        base = {"ms": brian2.ms, "Hz": brian2.Hz, "1": 1.0}[unit]
         if not brian2.have_same_dimensions(value, base) or np.ndim(value) != 0:
             raise InputError(f"{name}: expected a {'duration' if unit == 'ms' else 'rate'}, got {value!r}")
         value = float(value / base)
@@ -187,26 +167,25 @@ def _options(options: dict) -> dict:
     if isinstance(n, bool) or not isinstance(n, (int, np.integer, float)) or int(n) != n or n < 1:
         raise InputError(f"neurons_per_unit: expected a positive integer, got {n!r}")
     opts["neurons_per_unit"] = int(n)
-    k = opts["normalizer_neurons"]
-    if isinstance(k, bool) or not isinstance(k, (int, np.integer, float)) or int(k) != k or k < 1:
-        raise InputError(
-            f"normalizer_neurons: expected a positive integer (a multiple of neurons_per_unit), got {k!r}"
-        )
-    opts["normalizer_neurons"] = int(k)
     for name in _DURATIONS:
         if opts[name] is not None:
             opts[name] = _quantity(name, opts[name], "ms")
     if opts["write_ms"] is None:
         opts["write_ms"] = opts["window_ms"]
-    rates = dict(RATE_SCALE_HZ)
-    if isinstance(opts["rate_hz"], dict):
-        unknown = sorted(set(opts["rate_hz"]) - set(RATE_SCALE_HZ))
-        if unknown:
-            raise InputError(f"rate_hz: unknown layer(s) {unknown}; allowed: {sorted(RATE_SCALE_HZ)}")
-        rates.update({k: _quantity(f"rate_hz[{k}]", v, "Hz") for k, v in opts["rate_hz"].items()})
-    elif opts["rate_hz"] is not None:
-        rates = {k: _quantity("rate_hz", opts["rate_hz"], "Hz") for k in rates}
-    opts["rate_hz"] = rates
+    ranges = opts["encoding_ranges"]
+    if ranges is not None:
+        if not isinstance(ranges, dict):
+            raise InputError("encoding_ranges: expected a mapping population -> value at the rate cap")
+        opts["encoding_ranges"] = {
+            str(k): _quantity(f"encoding_ranges[{k}]", v, "1") for k, v in ranges.items()
+        }
+    opts["headroom"] = _quantity("headroom", opts["headroom"], "1")
+    if opts["headroom"] > 1:
+        raise InputError(
+            f"headroom: the fraction of the rate cap at the encoding range must be <= 1, got {opts['headroom']!r}"
+        )
+    if opts["neuron"] not in NEURON_MODELS:
+        raise InputError(f"neuron: unknown {opts['neuron']!r}; choose one of {list(NEURON_MODELS)}")
     if opts["target"] not in ("numpy", "cython", "standalone"):
         raise InputError(f"target: unknown {opts['target']!r}; choose one of {list(TARGETS)}")
     if opts["relay_firing"] not in ("regular", "poisson"):
@@ -214,8 +193,7 @@ def _options(options: dict) -> dict:
     seed = opts["seed"]
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
         raise InputError(f"seed: expected a non-negative integer, got {seed!r}")
-    opts["normalizer_peak_hz"] = _quantity("normalizer_peak_hz", opts["normalizer_peak_hz"], "Hz")
-    for name in ("progress", "record_spikes"):
+    for name in ("progress", "record_spikes", "allow_saturation", "dale"):
         if not isinstance(opts[name], (bool, np.bool_)):
             raise InputError(f"{name}: expected true or false, got {opts[name]!r}")
     return opts

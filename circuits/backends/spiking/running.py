@@ -12,27 +12,35 @@ import time
 import warnings
 from contextlib import nullcontext
 
+import numpy as np
 from ctattn.circuits.backends.brian2_support import brian2_target
 from ctattn.circuits.backends.result import SimulationResult
 from ctattn.circuits.backends.spiking.decoding import _decode, _readout_standard_errors, _shot_noise_bound
 from ctattn.circuits.backends.spiking.network import _Simulation, _standalone
 from ctattn.circuits.backends.spiking.options import (
+    SATURATION_LIMIT,
     SpikingTiming,
     _options,
     chain_depth,
-    normalizer_populations,
     settling_time,
 )
+from ctattn.circuits.dale import apply_dale
 from ctattn.circuits.description import Circuit
 
-from ctattn.core.problem import Tokens
+from ctattn.core.problem import InputError, Tokens
 from ctattn.core.progress import Progress
+
+
+class SaturationError(InputError):
+    """More than :data:`SATURATION_LIMIT` of the neuron-steps would exceed their rate cap."""
 
 
 def run(circuit: Circuit, tokens: Tokens, **options) -> SimulationResult:
     """Simulate ``circuit`` on ``tokens`` with spiking neurons (options: the docstring of
     :mod:`ctattn.circuits.backends.spiking`)."""
     opts = _options(options)
+    if opts["dale"]:
+        circuit = apply_dale(circuit)
     if opts["settle_auto"]:
         opts["settle_ms"] = 1e3 * settling_time(
             chain_depth(circuit),
@@ -65,26 +73,42 @@ def run(circuit: Circuit, tokens: Tokens, **options) -> SimulationResult:
         sim = _Simulation(circuit, tokens, timing, opts)
         sim.build_network()
         compile_s, run_s = sim.execute(standalone_build, report)
-        counts, traces, spikes = sim.collect()
-    if sim.saturated_steps:
-        warnings.warn(
-            f"spiking: the escape rate exceeded 1/dt in {sim.saturated_steps} unit-steps of the counting "
-            f"or writing phases and was clipped (rates are biased low there); lower rate_hz or dt_ms",
-            RuntimeWarning,
-            stacklevel=2,
+        counts, intensities, traces, spikes = sim.collect()
+    saturation = _saturation(circuit, sim)
+    counted_steps = sim.total_steps - sim.phases[0][0][1]  # from the end of the first settling
+    total = sum(s * sim.n_of[p] for p, s in saturation.items()) / (
+        counted_steps * sum(p.size * sim.n_of[p.name] for p in circuit.populations)
+    )
+    worst = max(saturation, key=lambda p: saturation[p] / circuit.population(p).size)
+    if total > SATURATION_LIMIT:
+        message = (
+            f"spiking: {100 * total:.2f}% of neuron-steps would exceed their rate cap "
+            f"(limit {100 * SATURATION_LIMIT:g}%), most in population {worst}; widen its "
+            f"encoding range (encoding_ranges) or allow it (allow_saturation)"
         )
+        if not opts["allow_saturation"]:
+            raise SaturationError(message)
+        warnings.warn(message, RuntimeWarning, stacklevel=2)
     Y, window_rates = _decode(circuit, sim, counts)
     n = opts["neurons_per_unit"]
     readout = circuit.population(circuit.readout)
     counts_per_rate = sim.n_of[readout.name] * sim.rho[readout.name] * timing.window
     bound = _shot_noise_bound(_readout_standard_errors(circuit, window_rates, counts_per_rate), Y)
+    peak, mean = _binned_rates(circuit, sim, counts, intensities)
+    n_spikes = int(sum(c[-1].sum() for c in counts))
+    n_outputs = int(np.isfinite(Y).sum())
     info = dict(
         backend="spiking",
+        neuron=opts["neuron"],
         target=target,
         n_neurons=int(sum(p.size * sim.n_of[p.name] for p in circuit.populations)),
+        n_interneurons=int(sum(p.size * sim.n_of[p.name] for p in circuit.populations if p.inhibitory)),
         n_units=circuit.n_neurons,
-        n_synapses=_modelled_synapses(circuit, sim.n_of),
-        n_synapses_simulated=sim.n_synapses_simulated,
+        n_weights=circuit.n_synapses,
+        n_synapses=sim.n_synapses_simulated,
+        n_synapses_modelled=_modelled_synapses(circuit, sim.n_of),
+        inhibitory=[p.name for p in circuit.populations if p.inhibitory],
+        dale=opts["dale"],
         neurons_per_unit=n,
         window_ms=opts["window_ms"],
         settle_ms=opts["settle_ms"],
@@ -92,13 +116,17 @@ def run(circuit: Circuit, tokens: Tokens, **options) -> SimulationResult:
         tau_ms=opts["tau_ms"],
         tau_syn_ms=opts["tau_syn_ms"],
         dt_ms=opts["dt_ms"],
-        readout_rate_hz=sim.rho[readout.name],
-        rate_hz=dict(opts["rate_hz"]),
-        normalizer_rate_hz={k: sim.rho[k] * sim.factors[k] for k in normalizer_populations(circuit)},
-        normalizer_neurons_per_unit={k: sim.n_of[k] for k in normalizer_populations(circuit)},
+        relay_firing=opts["relay_firing"],
+        readout_rho_hz=[float(x) for x in np.ravel(sim.rho[readout.name])],
+        encoding_range={p: float(np.max(r)) for p, r in sim.ranges.items()},
+        rate_cap_hz=dict(sim.cap),
+        peak_rate_hz=peak,
+        mean_rate_hz=mean,
+        saturated_fraction=float(total),
+        saturated_steps=int(sum(saturation.values())),
         n_windows=len(circuit.schedule),
-        n_spikes=int(sum(c[-1].sum() for c in counts)),
-        saturated_steps=sim.saturated_steps,
+        n_spikes=n_spikes,
+        spikes_per_output=n_spikes / n_outputs if n_outputs else float("nan"),
         sim_time_s=sim.duration,
         run_s=run_s,
         compile_s=compile_s,
@@ -108,6 +136,31 @@ def run(circuit: Circuit, tokens: Tokens, **options) -> SimulationResult:
     )
     info["wall_s"] = time.perf_counter() - start - compile_s
     return SimulationResult(Y=Y, window_rates=window_rates, info=info, spikes=spikes, traces=traces)
+
+
+def _saturation(circuit: Circuit, sim: _Simulation) -> dict[str, int]:
+    """Unit-steps (each stands for ``n`` neuron-steps) whose intensity exceeded the cap, per
+    population."""
+    out = {}
+    for plan, sat in zip(sim.groups, sim.saturated):
+        for pop in plan.members:
+            out[pop.name] = int(sat[plan.slice(pop.name)].sum())
+    return out
+
+
+def _binned_rates(circuit: Circuit, sim: _Simulation, counts, intensities):
+    """Per population, the highest intensity per neuron over 5 ms bins (any cell; the cap
+    holds for it at every step) and the mean spike rate per neuron over the run, in Hz."""
+    per_bin = sim.bin_steps // sim.grid
+    peak, mean = {}, {}
+    for plan, c, lam in zip(sim.groups, counts, intensities):
+        ticks = (lam.shape[0] - 1) // per_bin * per_bin
+        lam_bins = np.diff(lam[: ticks + 1 : per_bin], axis=0) / (sim.bin_steps * sim.timing.dt)
+        for pop in plan.members:
+            sl = plan.slice(pop.name)
+            peak[pop.name] = float(lam_bins[:, sl].max()) if lam_bins.size else 0.0
+            mean[pop.name] = float(c[-1, sl].sum() / (pop.size * sim.n_of[pop.name] * sim.duration))
+    return peak, mean
 
 
 def _modelled_synapses(circuit: Circuit, n_of: dict[str, int]) -> int:

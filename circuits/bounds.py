@@ -1,0 +1,105 @@
+r"""A-priori rate bounds: the largest rate each cell can reach, from the wiring and the inputs.
+
+Before a spiking run, each population's encoding range (value per Hz, like Nengo's radius) is
+fixed from an upper bound ``R_u`` of every cell's rate that holds for *any* steady state of the
+circuit on the given inputs, propagated through the wiring in its order:
+
+* first-order relays: ``R_u = max_i [drive_i]_u``, the largest value the cell carries over the
+  presentation (the inputs ``x_i`` and the presence cell, 1);
+* every other cell: rates are ``>= 0`` and every transfer ``f, g`` is non-decreasing, so with
+  ``W_+ = max(W, 0)`` its inputs are at most ``I_x <= sum W_+ R_pre + b_x`` and its rate at most
+  ``f(I_b^max) g(I_a^max)`` (a product of bounds);
+* divisive cells (``normalized``, ``softmax``): their gain is one of the terms of the divisor
+  that the pool sums (MODEL.md section 3: ``g(s_ij) / sum_j' g(s_ij')``), so the ratio is at
+  most 1 and ``R = f(I_b^max)`` (a structural bound, checked by :func:`_divisor_holds_gain`;
+  times :data:`DIVISIVE_TRANSIENT` for the lag of the divisor in a dynamic circuit);
+* memory cells: each write adds at most ``f g``, so ``R <= n_writes f(I_b^max) g(I_a^max)``.
+
+For ``W_Q`` this is ``|q_d| <= sum_d' |W_Q[h,d,d']| max_i |x_i,d'| + |b_Q[h,d]|``. Nothing
+here reads the solution of the circuit, the ideal backend or the reference: only weights,
+biases and the inputs' largest values.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+from ctattn.circuits.description import Circuit, Population
+from ctattn.circuits.stimulus import relay_drive
+
+from ctattn.core.problem import Tokens
+
+__all__ = ["rate_bounds", "DIVISIVE_TRANSIENT"]
+
+#: The ratio ``g / sum g`` is at most 1 in a steady state, but with dynamics the numerator
+#: reaches a divisive cell two synaptic stages before the divisor (through the gain cells and
+#: the pool), so at a token change the ratio overshoots for a few tens of ms. [choice] The
+#: bound of a divisive cell allows a factor 2 for that transient (the backends' saturation
+#: count checks it at every step).
+DIVISIVE_TRANSIENT = 2.0
+
+
+def _input_bound(circuit: Circuit, pop: Population, bounds: dict, target: str) -> np.ndarray:
+    total = np.zeros(pop.shape)
+    for q in circuit.inputs_to(pop.name, target):
+        total = total + replace(q, weight=np.maximum(q.weight, 0.0)).apply(bounds[q.pre], pop.n_columns)
+    return total
+
+
+def _divisor_holds_gain(circuit: Circuit, pop: Population) -> bool:
+    """True when every shunt onto ``pop`` comes from a pool that sums cells with ``pop``'s gain."""
+    for q in circuit.inputs_to(pop.name, "shunt"):
+        reporters = [r for r in circuit.inputs_to(q.pre) if r.target == "basal"]
+        if not reporters or any(circuit.population(r.pre).model.gain != pop.model.gain for r in reporters):
+            return False
+    return bool(circuit.inputs_to(pop.name, "shunt"))
+
+
+def _feedforward_order(circuit: Circuit) -> list[Population]:
+    """Every population after all of its inputs (memory cells too: their bound needs the
+    bounds of what they integrate)."""
+    done: list[Population] = []
+    placed: set[str] = set()
+    remaining = list(circuit.populations)
+    while remaining:
+        ready = [p for p in remaining if all(q.pre in placed for q in circuit.inputs_to(p.name))]
+        if not ready:
+            raise ValueError(f"bounds: recurrent loop among {[p.name for p in remaining]}")
+        done += ready
+        placed |= {p.name for p in ready}
+        remaining = [p for p in remaining if p.name not in placed]
+    return done
+
+
+def rate_bounds(circuit: Circuit, tokens: Tokens, gain_ceiling: dict | None = None) -> dict[str, np.ndarray]:
+    """Per population, an a-priori upper bound ``(n_columns, n_units)`` of every cell's rate.
+
+    ``gain_ceiling[name]`` caps the apical gain of a population where a mechanism of the
+    simulator bounds it (the spiking backend's adaptive threshold of exponential gains).
+    """
+    gain_ceiling = gain_ceiling or {}
+    bounds: dict[str, np.ndarray] = {}
+    n_writes = sum(1 for w in circuit.schedule if w.write is not None)
+    for pop in _feedforward_order(circuit):
+        if pop.silenced:
+            bounds[pop.name] = np.zeros(pop.shape)
+            continue
+        if pop.model.kind == "relay":
+            drives = [relay_drive(pop.stimulus, pop.n_columns, tokens, w) for w in circuit.schedule]
+            bounds[pop.name] = np.max(np.maximum(drives, 0.0), axis=0)
+            continue
+        b_b = 0.0 if pop.bias_basal is None else pop.bias_basal
+        b_a = 0.0 if pop.bias_apical is None else pop.bias_apical
+        hi = pop.model.transfer(_input_bound(circuit, pop, bounds, "basal") + b_b)
+        if pop.model.divisive and _divisor_holds_gain(circuit, pop):
+            hi = hi * DIVISIVE_TRANSIENT
+        if pop.model.gain is not None and not (pop.model.divisive and _divisor_holds_gain(circuit, pop)):
+            g = pop.model.gain(_input_bound(circuit, pop, bounds, "apical") + b_a)
+            hi = hi * np.minimum(g, gain_ceiling.get(pop.name, np.inf))
+        if pop.model.divisive and not _divisor_holds_gain(circuit, pop):
+            hi = np.full(pop.shape, np.inf)  # no a-priori bound: the run needs a user-set range
+        if pop.model.integrator:
+            hi = hi * max(n_writes, 1)
+        bounds[pop.name] = np.maximum(hi, 0.0)
+    return bounds
