@@ -36,8 +36,9 @@ __all__ = ["write_nwb", "save_spikes", "load_spikes", "neurons_per_unit", "token
 
 
 def neurons_per_unit(circuit: Circuit, info: dict) -> dict[str, int]:
-    """Neurons per rate unit of every population, from a spiking run's ``info``."""
-    n = int(info["neurons_per_unit"])
+    """Recorded neurons per rate unit of every population, from a spiking run's ``info`` (every
+    cell when a unit has at most the backend's recorded cells, else the first of them)."""
+    n = int(info.get("recorded_cells_per_unit", info["neurons_per_unit"]))
     special = {k: int(v) for k, v in (info.get("normalizer_neurons_per_unit") or {}).items()}
     return {p.name: special.get(p.name, n) for p in circuit.populations}
 

@@ -165,7 +165,7 @@ def simulate(
         tokens.X, **weights.arrays(), X_kv=tokens.X_kv, **spec.reference_kwargs(weights)
     )
     return Run(
-        circuit=circuit,
+        circuit=result.circuit if result.circuit is not None else circuit,  # the circuit that ran
         result=result,
         weights=weights,
         tokens=tokens,

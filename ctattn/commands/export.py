@@ -87,8 +87,12 @@ def export_run_dir(folder, path) -> None:
         variant=cfg["variant"], phi=cfg["phi"], beta=beta, causal=cfg["causal"], layout=cfg["layout"]
     )
     circuit = circuit_for(weights, tokens, spec)
-    spikes, n_of = load_spikes(folder / "spikes.npz")
     info = meta.get("summary") or {}
+    if info.get("dale", True):  # the spiking backend ran the circuit with Dale's-law interneurons
+        from ctattn.circuits.dale import apply_dale
+
+        circuit = apply_dale(circuit)
+    spikes, n_of = load_spikes(folder / "spikes.npz")
     _write_atomic(path, lambda tmp: write_nwb(tmp, circuit, spikes, n_of, info, meta))
 
 

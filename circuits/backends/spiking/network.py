@@ -169,18 +169,19 @@ class _Simulation:
         objects += self.count_monitors
         # spikes: of the readout only, or of every population (the first SPIKE_CELLS cells of
         # every unit); each monitor records (t, unit, k) for the steps where a unit spiked
+        # One monitor per group, split by population afterwards: an EventMonitor on a subgroup
+        # misses events of a custom (non-sorted) event space (measured: 154 of 191 spikes).
         self.spike_monitors = {}
+        self._spike_group_monitors = {}
         for k, plan in enumerate(self.groups):
-            for pop in plan.members:
-                if self.opts["record_spikes"] or pop.name == circuit.readout:
-                    sl = plan.slice(pop.name)
-                    self.spike_monitors[pop.name] = b2.EventMonitor(
-                        self.units[k][sl.start : sl.stop],
-                        "spikes",
-                        variables=["k"],
-                        name=f"spikemon{k}_{sl.start}",
-                    )
-        objects += list(self.spike_monitors.values())
+            wanted = [p for p in plan.members if self.opts["record_spikes"] or p.name == circuit.readout]
+            if not wanted:
+                continue
+            mon = b2.EventMonitor(self.units[k], "spikes", variables=["k"], name=f"spikemon{k}")
+            self._spike_group_monitors[k] = mon
+            for pop in wanted:
+                self.spike_monitors[pop.name] = (mon, plan.slice(pop.name))
+        objects += list(self._spike_group_monitors.values())
         self.trace_monitors = []
         if self.opts["trace_dt_ms"]:
             trace_clock = b2.Clock(self.opts["trace_dt_ms"] * b2.ms, name="ctattn_trace_clock")
@@ -303,9 +304,11 @@ class _Simulation:
                     traces[pop.name] = (t, a[plan.slice(pop.name)].T.reshape((-1,) + pop.shape))
         spikes = {}
         rng = rng_for(self.opts["seed"], "spike_identities")  # its own stream: Y never depends on it
-        for name, mon in self.spike_monitors.items():
+        for name, (mon, sl) in self.spike_monitors.items():
             pop = self.circuit.population(name)
             t, unit, k = np.asarray(mon.t), np.asarray(mon.i), np.asarray(mon.k).astype(int)
+            mine = (unit >= sl.start) & (unit < sl.stop)
+            t, unit, k = t[mine], unit[mine] - sl.start, k[mine]
             n = self.n_of[name]
             m = min(n, SPIKE_CELLS)
             if pop.model.kind == "relay" and self.opts["relay_firing"] == "regular":

@@ -16,7 +16,7 @@ import numpy as np
 from ctattn.circuits.backends.brian2_support import brian2_target
 from ctattn.circuits.backends.result import SimulationResult
 from ctattn.circuits.backends.spiking.decoding import _decode, _readout_standard_errors, _shot_noise_bound
-from ctattn.circuits.backends.spiking.network import _Simulation, _standalone
+from ctattn.circuits.backends.spiking.network import SPIKE_CELLS, _Simulation, _standalone
 from ctattn.circuits.backends.spiking.options import (
     SATURATION_LIMIT,
     SpikingTiming,
@@ -110,6 +110,7 @@ def run(circuit: Circuit, tokens: Tokens, **options) -> SimulationResult:
         inhibitory=[p.name for p in circuit.populations if p.inhibitory],
         dale=opts["dale"],
         neurons_per_unit=n,
+        recorded_cells_per_unit=min(n, SPIKE_CELLS),  # cells per unit in result.spikes
         window_ms=opts["window_ms"],
         settle_ms=opts["settle_ms"],
         write_ms=opts["write_ms"] if any(p.model.integrator for p in circuit.populations) else None,
@@ -135,7 +136,9 @@ def run(circuit: Circuit, tokens: Tokens, **options) -> SimulationResult:
         seed=int(opts["seed"]),
     )
     info["wall_s"] = time.perf_counter() - start - compile_s
-    return SimulationResult(Y=Y, window_rates=window_rates, info=info, spikes=spikes, traces=traces)
+    return SimulationResult(
+        Y=Y, window_rates=window_rates, info=info, spikes=spikes, traces=traces, circuit=circuit
+    )
 
 
 def _saturation(circuit: Circuit, sim: _Simulation) -> dict[str, int]:
