@@ -98,6 +98,9 @@ class Projection:
     symbol: str
     description: str = ""
     cut: bool = False
+    # Grouped-query attention: the name of the projection whose synaptic weights this one
+    # reuses (areas of one key/value group share W_K, W_V); None for a projection of its own.
+    shares: str | None = None
 
     def __post_init__(self):
         if self.target not in TARGETS:
@@ -142,6 +145,15 @@ class Projection:
                 None, :
             ]
         return out
+
+    def n_nonzero(self, pre_shape: tuple[int, int], post_shape: tuple[int, int]) -> int:
+        """Number of non-zero synapses (what :meth:`synapses` lists, without listing them)."""
+        if self.weight.ndim == 3:
+            return sum(
+                int(np.count_nonzero(W)) for _, _, W in self.column_weights(pre_shape[0], post_shape[0])
+            )
+        blocks = pre_shape[0] if self.columns == "converge" else post_shape[0]
+        return blocks * int(np.count_nonzero(self.weight))
 
     def synapses(self, pre_shape: tuple[int, int], post_shape: tuple[int, int]):
         """Flat ``(i_pre, j_post, w)`` arrays of the non-zero synapses."""
@@ -223,7 +235,18 @@ class Circuit:
         for proj in self.projections:
             if not proj.cut:
                 pre, post = self.population(proj.pre), self.population(proj.post)
-                total += len(proj.synapses(pre.shape, post.shape)[2])
+                total += proj.n_nonzero(pre.shape, post.shape)
+        return total
+
+    @cached_property
+    def n_weights(self) -> int:
+        """Distinct synaptic weights: like :attr:`n_synapses`, but a projection that ``shares``
+        another's weights (grouped-query attention) is counted once, with the one it shares."""
+        total = 0
+        for proj in self.projections:
+            if not proj.cut and proj.shares is None:
+                pre, post = self.population(proj.pre), self.population(proj.post)
+                total += proj.n_nonzero(pre.shape, post.shape)
         return total
 
     def order(self) -> list[Population]:
