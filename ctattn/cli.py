@@ -25,6 +25,7 @@ COMMAND_MODULES = (
     "ctattn.commands.show",
     "ctattn.commands.figure",
     "ctattn.commands.lesion",
+    "ctattn.commands.transformer",
 )
 
 
