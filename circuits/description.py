@@ -133,7 +133,14 @@ class Projection:
         """Synaptic input ``(n_post_columns, n_post_units)`` from pre rates ``(C_pre, U_pre)``."""
         W = self.weight
         if self.columns == "same":
-            out = np.einsum("cij,cj->ci", W, pre_rates) if W.ndim == 3 else pre_rates @ W.T
+            if W.ndim == 3:
+                # column by column, only where the source fires (a causal context relay holds
+                # tokens in some channels only): the hot loop of large circuits
+                out = np.zeros((pre_rates.shape[0], W.shape[1]))
+                for c in np.flatnonzero(pre_rates.any(axis=1)):
+                    out[c] = W[c] @ pre_rates[c]
+            else:
+                out = pre_rates @ W.T
         elif self.columns == "broadcast":
             out = (
                 W @ pre_rates[0]
@@ -141,9 +148,11 @@ class Projection:
                 else np.broadcast_to(W @ pre_rates[0], (n_post_columns, W.shape[0]))
             )
         else:
-            out = (np.einsum("cij,cj->i", W, pre_rates) if W.ndim == 3 else (pre_rates @ W.T).sum(axis=0))[
-                None, :
-            ]
+            out = (
+                np.matmul(W, pre_rates[:, :, None])[:, :, 0].sum(axis=0)
+                if W.ndim == 3
+                else (pre_rates @ W.T).sum(axis=0)
+            )[None, :]
         return out
 
     def n_nonzero(self, pre_shape: tuple[int, int], post_shape: tuple[int, int]) -> int:
