@@ -77,7 +77,7 @@ def test_projection_mode_equals_rotation(model):
 
 def test_layers_in_circuit_subset(model):
     seen = []
-    zero = lambda i, X, b: (seen.append(i), np.zeros_like(X))[1]
+    zero = lambda i, X, b: (seen.append(i), np.zeros_like(X))[1]  # noqa: E731
     base = forward(model, IDS)
     r = forward(model, IDS, attention=zero, layers_in_circuit=[-1])
     assert seen == [model.n_layers - 1]

@@ -49,7 +49,7 @@ def f64(sd):
 
 def bert_forward(sd, cfg, ids, prefix=""):
     sd = f64(sd)
-    g = lambda n: sd[prefix + n]
+    g = lambda n: sd[prefix + n]  # noqa: E731
     D, H = cfg["hidden_size"], cfg["num_attention_heads"]
     hd, eps, N = D // H, cfg["layer_norm_eps"], len(ids)
     x = (
@@ -61,7 +61,7 @@ def bert_forward(sd, cfg, ids, prefix=""):
     hidden, attn_out = [x], []
     for i in range(cfg["num_hidden_layers"]):
         p = f"encoder.layer.{i}."
-        lin = lambda t, n: t @ g(p + n + ".weight").T + g(p + n + ".bias")
+        lin = lambda t, n: t @ g(p + n + ".weight").T + g(p + n + ".bias")  # noqa: B023, E731
         q, k, v = lin(x, "attention.self.query"), lin(x, "attention.self.key"), lin(x, "attention.self.value")
         ctx = np.zeros((N, D))
         for h in range(H):
@@ -86,14 +86,14 @@ def bert_forward(sd, cfg, ids, prefix=""):
 
 def gpt2_forward(sd, cfg, ids, prefix=""):
     sd = f64(sd)
-    g = lambda n: sd[prefix + n]
+    g = lambda n: sd[prefix + n]  # noqa: E731
     D, H = cfg["n_embd"], cfg["n_head"]
     hd, eps, N = D // H, cfg["layer_norm_epsilon"], len(ids)
     x = g("wte.weight")[ids] + g("wpe.weight")[np.arange(N)]
     hidden, attn_out = [x], []
     for i in range(cfg["n_layer"]):
         p = f"h.{i}."
-        conv = lambda t, n: t @ g(p + n + ".weight") + g(p + n + ".bias")  # Conv1D: x W + b
+        conv = lambda t, n: t @ g(p + n + ".weight") + g(p + n + ".bias")  # Conv1D: x W + b  # noqa: B023, E731
         a = layer_norm(x, g(p + "ln_1.weight"), g(p + "ln_1.bias"), eps)
         qkv = conv(a, "attn.c_attn")
         q, k, v = qkv[:, :D], qkv[:, D : 2 * D], qkv[:, 2 * D :]
@@ -119,7 +119,7 @@ def rotate_half(x):
 
 def llama_forward(sd, cfg, ids, prefix="model."):
     sd = f64(sd)
-    g = lambda n: sd[prefix + n]
+    g = lambda n: sd[prefix + n]  # noqa: E731
     D, H = cfg["hidden_size"], cfg["num_attention_heads"]
     Hkv = cfg.get("num_key_value_heads", H)
     hd = cfg.get("head_dim", D // H)
@@ -135,9 +135,9 @@ def llama_forward(sd, cfg, ids, prefix="model."):
         a = rms_norm(x, g(p + "input_layernorm.weight"), eps)
 
         def proj(n):
-            y = a @ g(p + f"self_attn.{n}.weight").T
-            if prefix + p + f"self_attn.{n}.bias" in sd:
-                y = y + g(p + f"self_attn.{n}.bias")
+            y = a @ g(p + f"self_attn.{n}.weight").T  # noqa: B023
+            if prefix + p + f"self_attn.{n}.bias" in sd:  # noqa: B023
+                y = y + g(p + f"self_attn.{n}.bias")  # noqa: B023
             return y
 
         q, k, v = proj("q_proj"), proj("k_proj"), proj("v_proj")

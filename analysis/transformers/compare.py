@@ -102,7 +102,7 @@ def run_with_circuit(model: TransformerModel, ids, backend: str = "ideal", layer
         n_tokens=len(ids),
         layers_in_circuit=layer_list,
         attention_rel_error=[
-            _rel(circuit.attention_outputs[l], exact.attention_outputs[l]) for l in range(model.n_layers)
+            _rel(circuit.attention_outputs[i], exact.attention_outputs[i]) for i in range(model.n_layers)
         ],
         final_cosine=float(cosine.mean()),
     )
