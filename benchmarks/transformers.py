@@ -4,7 +4,8 @@
 
 For each configuration (ideal; rate; spiking with each neuron model the backend offers), one
 child process runs ``ctattn transformer run --json`` on a 16-token prompt with all 4 layers in
-the circuit and the table lists: wall time, peak memory of the child (max RSS), neurons,
+the circuit and the table lists: wall time, CPU time (user + system: the work, whatever else shares the machine), peak memory
+of the child (max RSS), neurons,
 ``top1_agreement``, the NLL change (circuit - exact) and the logits' relative error. A
 configuration that exceeds ``--spiking-limit`` seconds is listed as not fitting.
 """
@@ -38,7 +39,8 @@ def _spiking_neurons() -> list[str]:
 
 
 def _child(argv: list[str], limit: float):
-    """Run ``argv`` in a child; ``(json or None, wall_s, peak_MB of that child, note)``."""
+    """Run ``argv`` in a child; ``(json or None, wall_s, cpu_s, peak_MB of that child, note)``."""
+    nan = float("nan")
     with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
         start = time.perf_counter()
         proc = subprocess.Popen(argv, stdout=out, stderr=err, text=True)
@@ -49,16 +51,17 @@ def _child(argv: list[str], limit: float):
             if time.perf_counter() - start > limit:
                 proc.kill()
                 os.wait4(proc.pid, 0)
-                return None, time.perf_counter() - start, float("nan"), f"did not finish in {limit:.0f} s"
+                return None, time.perf_counter() - start, nan, nan, f"did not finish in {limit:.0f} s"
             time.sleep(0.2)
         wall = time.perf_counter() - start
         peak_mb = usage.ru_maxrss / 1024  # kB on Linux
+        cpu = usage.ru_utime + usage.ru_stime
         out.seek(0)
         err.seek(0)
         if os.waitstatus_to_exitcode(status) != 0:
             lines = err.read().strip().splitlines()
-            return None, wall, peak_mb, lines[-1] if lines else "failed"
-        return json.loads(out.read()), wall, peak_mb, ""
+            return None, wall, cpu, peak_mb, lines[-1] if lines else "failed"
+        return json.loads(out.read()), wall, cpu, peak_mb, ""
 
 
 def main(argv=None) -> int:
@@ -81,12 +84,14 @@ def main(argv=None) -> int:
     print("|---|---|---:|---:|---:|---:|---:|---:|---|")
     for backend, neuron, extra in configs:
         limit = args.spiking_limit if backend == "spiking" else 3600.0
-        m, wall, peak, note = _child(base + ["--backend", backend, *extra], limit)
+        m, wall, cpu, peak, note = _child(base + ["--backend", backend, *extra], limit)
         if m is None:
-            print(f"| {backend} | {neuron or '-'} | {wall:.1f} | {peak:.0f} | - | - | - | - | {note} |")
+            print(
+                f"| {backend} | {neuron or '-'} | {wall:.1f} | {cpu:.1f} | {peak:.0f} | - | - | - | - | {note} |"
+            )
         else:
             print(
-                f"| {backend} | {neuron or '-'} | {wall:.1f} | {peak:.0f} | {m['n_neurons']} | "
+                f"| {backend} | {neuron or '-'} | {wall:.1f} | {cpu:.1f} | {peak:.0f} | {m['n_neurons']} | "
                 f"{m['top1_agreement']:.3f} | {m['nll_circuit'] - m['nll_exact']:+.2e} | "
                 f"{m['logits_rel_error']:.1e} | {note} |"
             )
