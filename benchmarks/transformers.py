@@ -79,9 +79,10 @@ def main(argv=None) -> int:
         configs += [("spiking", n, ["--neuron", n, *args.spiking_args.split()]) for n in _spiking_neurons()]
     print(f"glassllm en, {args.tokens} tokens, all 4 layers in the circuit; {os.cpu_count()} CPUs")
     print(
-        "| backend | neuron | wall s | peak MB | neurons | top-1 agreement | NLL change | logits rel. error | note |"
+        "| backend | neuron | wall s | CPU s | peak MB | neurons | top-1 agreement | NLL change "
+        "| logits rel. error | note |"
     )
-    print("|---|---|---:|---:|---:|---:|---:|---:|---|")
+    print("|---|---|---:|---:|---:|---:|---:|---:|---:|---|")
     for backend, neuron, extra in configs:
         limit = args.spiking_limit if backend == "spiking" else 3600.0
         m, wall, cpu, peak, note = _child(base + ["--backend", backend, *extra], limit)
