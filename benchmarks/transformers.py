@@ -1,6 +1,7 @@
 """glassllm ``en`` with the circuit as the attention of every layer: cost and behaviour per backend.
 
     python benchmarks/transformers.py [--tokens 16] [--skip-spiking] [--spiking-limit 600]
+    python benchmarks/transformers.py --bert-block      # one BERT-sized block on ideal and rate
 
 For each configuration (ideal; rate; spiking with each neuron model the backend offers), one
 child process runs ``ctattn transformer run --json`` on a 16-token prompt with all 4 layers in
@@ -19,6 +20,8 @@ import subprocess
 import sys
 import tempfile
 import time
+
+import numpy as np
 
 PROMPT = "The little girl looked at the old king and said that she was going home to her mother"
 
@@ -64,13 +67,43 @@ def _child(argv: list[str], limit: float):
         return json.loads(out.read()), wall, cpu, peak_mb, ""
 
 
+def bert_block() -> None:
+    """One attention layer of BERT-small size (12 heads, d_model 384, d_k 32, 13 tokens, softmax,
+    random weights ~ N(0, 1/D)): the rate backend with each coupling that fits, against ideal."""
+    from ctattn.circuits.backends import get_backend
+    from ctattn.circuits.build import circuit_for
+
+    from ctattn.core.problem import AttentionSpec, random_tokens, random_weights
+
+    W = random_weights(seed=0, n_heads=12, d_model=384, d_k=32, d_v=32, biases=True)
+    X = random_tokens(seed=0, n_tokens=13, d_model=384)
+    circuit = circuit_for(W, X, AttentionSpec(variant="softmax"))
+    print(f"BERT-sized block: {circuit.n_neurons} units, {circuit.n_synapses} rate-level synapses")
+    print("| backend | coupling | wall s | CPU s | rel. error vs ideal |")
+    print("|---|---|---:|---:|---:|")
+    Y = None
+    for backend, coupling in (("ideal", None), ("rate", "matrix")):
+        start, cpu = time.perf_counter(), time.process_time()
+        options = {} if coupling is None else {"coupling": coupling}
+        result = get_backend(backend).run(circuit, X, **options)
+        wall, cpu = time.perf_counter() - start, time.process_time() - cpu
+        Y = result.Y if Y is None else Y
+        err = float(np.linalg.norm(result.Y - Y) / np.linalg.norm(Y))
+        print(f"| {backend} | {coupling or '-'} | {wall:.1f} | {cpu:.1f} | {err:.1e} |")
+        sys.stdout.flush()
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tokens", type=int, default=16)
     parser.add_argument("--skip-spiking", action="store_true")
     parser.add_argument("--spiking-limit", type=float, default=600.0, help="seconds per spiking run")
     parser.add_argument("--spiking-args", default="", help="extra flags for the spiking runs")
+    parser.add_argument("--bert-block", action="store_true", help="only the BERT-sized block")
     args = parser.parse_args(argv)
+    if args.bert_block:
+        bert_block()
+        return 0
     ids = _token_ids(args.tokens)
     base = [sys.executable, "-m", "ctattn.cli", "transformer", "run", "--model", "glassllm:en"]
     base += ["--token-ids", ids, "--layers", "all", "--json"]
