@@ -131,12 +131,12 @@ def test_spiking_rotary_circuit_is_as_accurate_as_plain():
     assert rel(result.Y, Y) < 2.5 * result.info["shot_noise_bound"]
 
 
-glassllm = pytest.importorskip("glassllm")
 PROMPT = "The little girl looked at the old king and said that she was going home"
 
 
 @pytest.fixture(scope="module")
 def glass():
+    glassllm = pytest.importorskip("glassllm")  # the tests above run without it
     from ctattn.analysis.transformers.architectures import glassllm_weights_path
 
     model = load_model("glassllm:en")
