@@ -51,21 +51,51 @@ def _to_ho(h: int, W_O_h: np.ndarray, per_column: bool) -> Projection:
     )
 
 
-def mask_area(h: int, column: Microcolumn, weights, n_kv: int) -> tuple[list[Population], list[Projection]]:
-    """Head ``h`` in the mask layout: one microcolumn per key/value token (``n_kv`` columns)."""
+def _rotated(W: np.ndarray, b: np.ndarray | None, R: np.ndarray) -> np.ndarray:
+    """Relay synapses reading ``R (W x + b)``: a position's rotation folded into the weights."""
+    return onoff.from_relay(R @ W, None if b is None else R @ b)
+
+
+def mask_area(
+    h: int,
+    column: Microcolumn,
+    weights,
+    n_kv: int,
+    *,
+    rotations: np.ndarray | None = None,
+    kv_area: int | None = None,
+) -> tuple[list[Population], list[Projection]]:
+    """Head ``h`` in the mask layout: one microcolumn per key/value token (``n_kv`` columns).
+
+    ``rotations`` ``(n_positions, d_k, d_k)`` (rotary position embeddings, **[choice]**): the
+    query arrives from one relay per position, ``FO.query@p``, through synapses ``R_p W_Q[h]``,
+    and column ``j``'s key synapses are ``R_j W_K[h]``, so ``q_i . k_j`` is the rotary score
+    ``(R_i q)^T (R_j k)``. ``kv_area`` (grouped-query attention): the area whose key/value
+    synapses this area's equal ones reuse; its projections record it in ``shares``.
+    """
     d_k, d_v = weights.d_k, weights.d_v
     b = {k: None if getattr(weights, k) is None else getattr(weights, k)[h] for k in ("b_Q", "b_K", "b_V")}
-    q = onoff.from_relay(weights.W_Q[h], b["b_Q"])  # (d_k, 2D+1): q_i from the query relay
-    k = onoff.from_relay(weights.W_K[h], b["b_K"])
+    if rotations is None:
+        queries = [("FO.query", onoff.from_relay(weights.W_Q[h], b["b_Q"]), f"W_Q[{h}]")]
+        k = onoff.from_relay(weights.W_K[h], b["b_K"])  # (d_k, 2D+1)
+    else:
+        queries = [
+            (f"FO.query@{p}", _rotated(weights.W_Q[h], b["b_Q"], R), f"R_{p} W_Q[{h}]")
+            for p, R in enumerate(rotations)
+        ]
+        # (n_kv, d_k, 2D+1): column j holds token j, whose key synapses carry R_j
+        k = np.stack([_rotated(weights.W_K[h], b["b_K"], rotations[j]) for j in range(n_kv)])
     v = onoff.from_relay(weights.W_V[h], b["b_V"])
     signed_scores = column.n_superficial == 4 * d_k
     if signed_scores:
         # four cells per feature: (+q,+k), (-q,-k) are ON; (+q,-k), (-q,+k) are OFF.
-        basal, apical = np.vstack([q, -q, q, -q]), np.vstack([k, -k, -k, k])
+        queries = [(src, np.vstack([q, -q, q, -q]), sym) for src, q, sym in queries]
+        apical = np.concatenate([k, -k, -k, k], axis=-2)
         score_readout = np.concatenate([np.ones(2 * d_k), -np.ones(2 * d_k)])[None, :]
     else:
-        basal, apical = q, k
+        apical = k
         score_readout = np.ones((1, d_k))
+    shared = kv_area is not None and kv_area != h
     L23 = _pop(
         h,
         "L2/3",
@@ -91,15 +121,18 @@ def mask_area(h: int, column: Microcolumn, weights, n_kv: int) -> tuple[list[Pop
     pops = [L23, L5]
     projs = [
         Projection(
-            "FO.query",
+            source,
             L23.name,
             "basal",
             basal,
             "broadcast",
             "matrix",
-            f"W_Q[{h}]",
+            symbol,
             "query q_i, broadcast to every column",
-        ),
+        )
+        for source, basal, symbol in queries
+    ]
+    projs += [
         Projection(
             "FO.context",
             L23.name,
@@ -107,8 +140,9 @@ def mask_area(h: int, column: Microcolumn, weights, n_kv: int) -> tuple[list[Pop
             apical,
             "same",
             "core",
-            f"W_K[{h}]",
+            f"W_K[{h}]" if rotations is None else f"R_j W_K[{h}]",
             "key k_j of the column's own token, onto the apical tuft",
+            shares=f"FO.context->A{kv_area}.L23:apical" if shared else None,
         ),
         Projection(
             "FO.context",
@@ -119,6 +153,7 @@ def mask_area(h: int, column: Microcolumn, weights, n_kv: int) -> tuple[list[Pop
             "core",
             f"W_V[{h}]",
             "value v_j of the column's own token (ON/OFF)",
+            shares=f"FO.context->A{kv_area}.L5:basal" if shared else None,
         ),
         Projection(
             L23.name,
@@ -133,7 +168,7 @@ def mask_area(h: int, column: Microcolumn, weights, n_kv: int) -> tuple[list[Pop
         _to_ho(h, onoff.pair_to_pair(weights.W_O[h]), per_column=False),
     ]
     if column.gain_cell is not None:
-        presence = np.zeros((1, q.shape[1]))
+        presence = np.zeros((1, v.shape[1]))
         presence[0, -1] = 1.0
         gain = _pop(
             h,

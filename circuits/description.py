@@ -99,6 +99,9 @@ class Projection:
     symbol: str
     description: str = ""
     cut: bool = False
+    # Grouped-query attention: the name of the projection whose synaptic weights this one
+    # reuses (areas of one key/value group share W_K, W_V); None for a projection of its own.
+    shares: str | None = None
 
     def __post_init__(self):
         if self.target not in TARGETS:
@@ -131,7 +134,14 @@ class Projection:
         """Synaptic input ``(n_post_columns, n_post_units)`` from pre rates ``(C_pre, U_pre)``."""
         W = self.weight
         if self.columns == "same":
-            out = np.einsum("cij,cj->ci", W, pre_rates) if W.ndim == 3 else pre_rates @ W.T
+            if W.ndim == 3:
+                # column by column, only where the source fires (a causal context relay holds
+                # tokens in some channels only): the hot loop of large circuits
+                out = np.zeros((pre_rates.shape[0], W.shape[1]))
+                for c in np.flatnonzero(pre_rates.any(axis=1)):
+                    out[c] = W[c] @ pre_rates[c]
+            else:
+                out = pre_rates @ W.T
         elif self.columns == "broadcast":
             out = (
                 W @ pre_rates[0]
@@ -139,10 +149,21 @@ class Projection:
                 else np.broadcast_to(W @ pre_rates[0], (n_post_columns, W.shape[0]))
             )
         else:
-            out = (np.einsum("cij,cj->i", W, pre_rates) if W.ndim == 3 else (pre_rates @ W.T).sum(axis=0))[
-                None, :
-            ]
+            out = (
+                np.matmul(W, pre_rates[:, :, None])[:, :, 0].sum(axis=0)
+                if W.ndim == 3
+                else (pre_rates @ W.T).sum(axis=0)
+            )[None, :]
         return out
+
+    def n_nonzero(self, pre_shape: tuple[int, int], post_shape: tuple[int, int]) -> int:
+        """Number of non-zero synapses (what :meth:`synapses` lists, without listing them)."""
+        if self.weight.ndim == 3:
+            return sum(
+                int(np.count_nonzero(W)) for _, _, W in self.column_weights(pre_shape[0], post_shape[0])
+            )
+        blocks = pre_shape[0] if self.columns == "converge" else post_shape[0]
+        return blocks * int(np.count_nonzero(self.weight))
 
     def synapses(self, pre_shape: tuple[int, int], post_shape: tuple[int, int]):
         """Flat ``(i_pre, j_post, w)`` arrays of the non-zero synapses."""
@@ -224,7 +245,18 @@ class Circuit:
         for proj in self.projections:
             if not proj.cut:
                 pre, post = self.population(proj.pre), self.population(proj.post)
-                total += len(proj.synapses(pre.shape, post.shape)[2])
+                total += proj.n_nonzero(pre.shape, post.shape)
+        return total
+
+    @cached_property
+    def n_weights(self) -> int:
+        """Distinct synaptic weights: like :attr:`n_synapses`, but a projection that ``shares``
+        another's weights (grouped-query attention) is counted once, with the one it shares."""
+        total = 0
+        for proj in self.projections:
+            if not proj.cut and proj.shares is None:
+                pre, post = self.population(proj.pre), self.population(proj.post)
+                total += proj.n_nonzero(pre.shape, post.shape)
         return total
 
     def order(self) -> list[Population]:

@@ -5,6 +5,10 @@ token ``x = ON - OFF``, MODEL.md section 2) and one *presence* cell that fires a
 while the channel carries a token. Tonic terms that belong to a token (the biases ``b_Q``,
 ``b_K``, ``b_V``) are synapses from the presence cell, so a channel that carries nothing
 drives nothing: this is what makes causal masking by presentation order exact.
+
+Stream ``query@p`` is the query relay of token position ``p`` (rotary circuits,
+:func:`ctattn.circuits.thalamus.position_query_relays`): it carries ``x_p`` in the window
+that shows query ``p`` and nothing otherwise.
 """
 
 from __future__ import annotations
@@ -34,6 +38,10 @@ def relay_drive(stream: str, n_channels: int, tokens: Tokens, window: Window) ->
     D = tokens.X.shape[1]
     if stream == "query":
         return encode_token(None if window.query is None else tokens.X[window.query], D)[None, :]
+    if stream.startswith("query@"):
+        # The relay of one token position (rotary circuits): it carries x_p only while query p is shown.
+        position = int(stream[len("query@") :])
+        return encode_token(tokens.X[position] if window.query == position else None, D)[None, :]
     if stream == "kv":
         return encode_token(None if window.write is None else tokens.kv[window.write], D)[None, :]
     if stream == "context":

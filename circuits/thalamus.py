@@ -15,7 +15,7 @@ from ctattn.circuits.description import Population
 from ctattn.circuits.stimulus import relay_units
 from ctattn.models.neurons import point_neuron, relay_cell
 
-__all__ = ["first_order_relay", "higher_order_relay", "STREAM_ROLES"]
+__all__ = ["first_order_relay", "position_query_relays", "higher_order_relay", "STREAM_ROLES"]
 
 STREAM_ROLES = {
     "query": ("FO.query", "first-order thalamic relay, query stream", "query token x_i (ON/OFF) + presence"),
@@ -47,6 +47,31 @@ def first_order_relay(stream: str, d_model: int, n_channels: int = 1) -> Populat
         signed_dims=d_model,
         stimulus=stream,
     )
+
+
+def position_query_relays(d_model: int, n_positions: int) -> list[Population]:
+    """One first-order query relay per token position ``p`` (``FO.query@p``, stream ``query@p``).
+
+    Rotary circuits **[choice]**: the relay of position ``p`` projects onto L2/3 through its own
+    synapses ``R_p W_Q`` (:func:`ctattn.circuits.area.mask_area`), so the position dependence of the
+    query is anatomical (which relay cells carry the token), not a transformation of the token.
+    """
+    return [
+        Population(
+            name=f"FO.query@{p}",
+            model=relay_cell(),
+            n_columns=1,
+            n_units=relay_units(d_model),
+            region="thalamus",
+            area="FO",
+            layer="FO",
+            anatomy=f"first-order thalamic relay, query stream of token position {p}",
+            role=f"query token x_{p} (ON/OFF) + presence, only while query {p} is shown",
+            signed_dims=d_model,
+            stimulus=f"query@{p}",
+        )
+        for p in range(n_positions)
+    ]
 
 
 def higher_order_relay(d_model: int, b_O: np.ndarray | None) -> Population:

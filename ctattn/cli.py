@@ -32,6 +32,7 @@ COMMAND_MODULES = (
     "ctattn.commands.lesion",
     "ctattn.commands.sweep",
     "ctattn.commands.export",
+    "ctattn.commands.transformer",
 )
 
 

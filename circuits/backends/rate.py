@@ -15,10 +15,21 @@ output is the higher-order relay's ``ON - OFF`` rate at the end of each query wi
 
 The fixed point of the Euler step ``r <- r + dt (r_inf - r) / tau`` is ``r_inf`` itself, so
 time discretisation does not bias the settled output; only unfinished settling does.
+
+**Coupling.** ``coupling="synapses"`` gives every non-zero rate-level connection a Brian2
+synapse (summed variables). ``coupling="matrix"`` computes the same sums ``I = sum_pre W r_pre``
+once per step in matrix form, projection by projection (:meth:`Projection.apply
+<ctattn.circuits.description.Projection.apply>`: a broadcast projection is one matrix-vector
+product for all its target columns, not one synapse per target cell), and hands them to the
+same Brian2 ``NeuronGroup`` equations: the dynamics are identical, the cost per step is
+``O(weights of the description)`` instead of ``O(synapses)``. Circuits of trained transformers
+(tens of millions of synapses, most of them broadcast queries) need it; ``"auto"`` (default)
+picks it above :data:`MATRIX_COUPLING_ABOVE` synapses.
 """
 
 from __future__ import annotations
 
+import contextlib
 import time
 from contextlib import nullcontext
 
@@ -34,8 +45,18 @@ from ctattn.core.progress import Progress
 __all__ = ["run", "DEFAULTS"]
 
 DEFAULTS = dict(
-    tau_ms=10.0, settle_ms=300.0, write_ms=100.0, dt_ms=1.0, target="numpy", trace_dt_ms=None, progress=False
+    tau_ms=10.0,
+    settle_ms=300.0,
+    write_ms=100.0,
+    dt_ms=1.0,
+    target="numpy",
+    trace_dt_ms=None,
+    progress=False,
+    coupling="auto",
 )
+COUPLINGS = ("auto", "synapses", "matrix")
+#: Above this many rate-level synapses, ``coupling="auto"`` computes the inputs in matrix form.
+MATRIX_COUPLING_ABOVE = 200_000
 
 
 def _equations(plan, inputs: dict[str, list[str]]) -> str:
@@ -76,12 +97,20 @@ def run(circuit: Circuit, tokens: Tokens, **options) -> SimulationResult:
     )
     if opts["target"] not in ("numpy", "cython"):
         raise InputError(f"target: the rate backend runs on 'numpy' or 'cython', not {opts['target']!r}")
+    if opts["coupling"] not in COUPLINGS:
+        raise InputError(f"coupling: unknown {opts['coupling']!r}; choose one of {list(COUPLINGS)}")
+    coupling = opts["coupling"]
+    if coupling == "auto":
+        coupling = "matrix" if circuit.n_synapses > MATRIX_COUPLING_ABOVE else "synapses"
     start = time.perf_counter()
     report = Progress("ctattn rate", after=5.0, ticker=True) if opts["progress"] else None
     with brian2_target(opts["target"]), report or nullcontext():
-        Y, window_rates, traces, sim_s = _simulate(circuit, tokens, timing, opts["trace_dt_ms"], report)
+        Y, window_rates, traces, sim_s = _simulate(
+            circuit, tokens, timing, opts["trace_dt_ms"], coupling, report
+        )
     info = dict(
         backend="rate",
+        coupling=coupling,
         target=opts["target"],
         n_neurons=circuit.n_neurons,
         n_synapses=circuit.n_synapses,
@@ -96,14 +125,61 @@ def run(circuit: Circuit, tokens: Tokens, **options) -> SimulationResult:
     return SimulationResult(Y=Y, window_rates=window_rates, info=info, traces=traces)
 
 
-def _simulate(circuit: Circuit, tokens: Tokens, timing: Timing, trace_dt_ms, report=None):
+@contextlib.contextmanager
+def _single_threaded_blas(active: bool):
+    """One BLAS thread for the per-step matrix-vector products: they are small, and thread
+    synchronisation cost 12x their arithmetic in a profile (BERT-sized block, 2 busy cores).
+    Needs ``threadpoolctl`` (the ``transformers`` extra); without it, BLAS keeps its threads."""
+    if not active:
+        yield
+        return
+    try:
+        from threadpoolctl import threadpool_limits
+    except ModuleNotFoundError:
+        yield
+        return
+    with threadpool_limits(limits=1, user_api="blas"):
+        yield
+
+
+def _matrix_inputs(circuit: Circuit, groups, neuron_groups):
+    """A step operation that sets every group's ``J_target`` to ``sum_pre W r_pre`` (matrix form)."""
+    where = {p.name: (k, plan) for k, plan in enumerate(groups) for p in plan.members}
+    rates = [g.variables["r"].get_value() for g in neuron_groups]
+    targets = sorted({(where[p.post][0], p.target) for p in circuit.projections if not p.cut})
+    sinks = {key: neuron_groups[key[0]].variables[f"J_{key[1]}"].get_value() for key in targets}
+    wiring = []
+    for proj in circuit.projections:
+        if proj.cut:
+            continue
+        (gi, gpre), (gj, gpost) = where[proj.pre], where[proj.post]
+        pre, post = circuit.population(proj.pre), circuit.population(proj.post)
+        wiring.append(
+            (proj, gi, gpre.slice(pre.name), pre.shape, (gj, proj.target), gpost.slice(post.name), post)
+        )
+
+    def update():
+        for sink in sinks.values():
+            sink[:] = 0.0
+        for proj, gi, pre_slice, pre_shape, key, post_slice, post in wiring:
+            r_pre = rates[gi][pre_slice]
+            if not r_pre.any():  # a silent source (a relay between its tokens) adds nothing
+                continue
+            sinks[key][post_slice] += proj.apply(r_pre.reshape(pre_shape), post.n_columns).ravel()
+
+    return update
+
+
+def _simulate(
+    circuit: Circuit, tokens: Tokens, timing: Timing, trace_dt_ms, coupling: str = "synapses", report=None
+):
     import brian2 as b2
 
     dt = timing.dt * b2.second
     window = timing.window(circuit)
     n_windows = len(circuit.schedule)
     groups = plan_groups(circuit)
-    synapses = plan_synapses(circuit, groups)
+    synapses = plan_synapses(circuit, groups) if coupling == "synapses" else {}
     namespace = dict(tau=timing.tau * b2.second, T_write=timing.write * b2.second)
 
     relays = [g for g in groups if g.members[0].model.kind == "relay"]
@@ -119,6 +195,11 @@ def _simulate(circuit: Circuit, tokens: Tokens, timing: Timing, trace_dt_ms, rep
     inputs: list[dict[str, list[str]]] = [dict() for _ in groups]
     for (gi, gj, target), _ in synapses.items():
         inputs[gj].setdefault(target, []).append(f"I_{target}_from_{gi}")
+    if coupling == "matrix":
+        where = {p.name: k for k, plan in enumerate(groups) for p in plan.members}
+        for proj in circuit.projections:
+            if not proj.cut:
+                inputs[where[proj.post]][proj.target] = [f"J_{proj.target}"]
 
     objects, neuron_groups = [], []
     for index, plan in enumerate(groups):
@@ -156,6 +237,10 @@ def _simulate(circuit: Circuit, tokens: Tokens, timing: Timing, trace_dt_ms, rep
         syn.connect(i=i.astype(int), j=j.astype(int))
         syn.w = w
         objects.append(syn)
+    if coupling == "matrix":
+        update = _matrix_inputs(circuit, groups, neuron_groups)
+        # Before the groups integrate: the same step's rates give the inputs, as summed variables do.
+        objects.append(b2.NetworkOperation(update, dt=dt, when="before_groups", name="matrix_inputs"))
     # Window ends: the monitor ticks every window; tick k+1 holds the state at the end of window k.
     monitors = [b2.StateMonitor(g, "r", record=True, dt=window * b2.second) for g in neuron_groups]
     objects += monitors
@@ -165,9 +250,13 @@ def _simulate(circuit: Circuit, tokens: Tokens, timing: Timing, trace_dt_ms, rep
         objects += trace_monitors
     net = b2.Network(objects)
     start = time.perf_counter()
-    net.run(
-        n_windows * window * b2.second + dt, namespace=namespace, report=report, report_period=2 * b2.second
-    )
+    with _single_threaded_blas(coupling == "matrix"):
+        net.run(
+            n_windows * window * b2.second + dt,
+            namespace=namespace,
+            report=report,
+            report_period=2 * b2.second,
+        )
     sim_s = time.perf_counter() - start
 
     window_rates, traces = {}, {}
