@@ -62,6 +62,8 @@ def ordered_populations(circuit: Circuit) -> list[Population]:
         if p.layer == "FO":
             return (0, 0, 0, circuit.populations.index(p))
         if p.layer == "HO":
+            return (3, 0, 0, circuit.populations.index(p))
+        if p.region != "cortex":  # thalamic interneurons (TRN) of Dale's law, before the readout
             return (2, 0, 0, circuit.populations.index(p))
         return (1, areas.index(p.area), _LAYER_ORDER.get(p.layer, 9), circuit.populations.index(p))
 
@@ -95,5 +97,7 @@ def population_label(pop: Population) -> str:
         return _THALAMUS.get(pop.stimulus, f"FO thalamus ({pop.stimulus})")
     if pop.layer == "HO":
         return "HO thalamus, output y_i"
+    if pop.region != "cortex":
+        return f"{pop.name} (thalamus)"
     suffix = pop.name.split(".", 1)[-1]
     return f"{pop.area} {_SUFFIX.get(suffix, pop.layer)}"
