@@ -176,6 +176,12 @@ def simulate(
     )
 
 
+def spec_options(cfg: dict) -> dict:
+    """The attention-spec arguments of :func:`simulate` (variant, layout, phi, beta, causal) of a
+    validated configuration."""
+    return {k: cfg[k] for k in ("variant", "layout", "phi", "beta", "causal")}
+
+
 def problem_dims(weights: AttentionWeights, tokens: Tokens) -> dict:
     """The sizes :func:`ctattn.resources.estimate` reads."""
     return dict(

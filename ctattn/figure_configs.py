@@ -197,7 +197,7 @@ def _draw(name: str, figure: dict, cfg, out: Path, progress) -> tuple[Path, dict
             else None,
         )
         return error_scaling(records, out, title=figure.get("title")), dict(records=records)
-    from ctattn.api import problem_from_config, simulate
+    from ctattn.api import problem_from_config, simulate, spec_options
 
     weights, tokens = problem_from_config(cfg.values)
     options = cfg.backend_options()
@@ -211,11 +211,7 @@ def _draw(name: str, figure: dict, cfg, out: Path, progress) -> tuple[Path, dict
         weights,
         tokens,
         backend=cfg["backend"],
-        variant=cfg["variant"],
-        layout=cfg["layout"],
-        phi=cfg["phi"],
-        beta=cfg["beta"],
-        causal=cfg["causal"],
+        **spec_options(cfg.values),
         config=cfg.values,
         **options,
     )
@@ -245,7 +241,7 @@ def sweep_errors(cfg, neurons_per_unit, windows_ms, *, progress=None) -> list[di
     run with ``neurons_per_unit``, ``window_ms``, ``rel_error``, ``shot_noise_bound``,
     ``wall_s``.
     """
-    from ctattn.api import problem_from_config, simulate
+    from ctattn.api import problem_from_config, simulate, spec_options
 
     if cfg["backend"] != "spiking":
         raise InputError(f"backend: the error sweep needs the spiking backend, got {cfg['backend']!r}")
@@ -258,11 +254,7 @@ def sweep_errors(cfg, neurons_per_unit, windows_ms, *, progress=None) -> list[di
                 weights,
                 tokens,
                 backend="spiking",
-                variant=cfg["variant"],
-                layout=cfg["layout"],
-                phi=cfg["phi"],
-                beta=cfg["beta"],
-                causal=cfg["causal"],
+                **spec_options(cfg.values),
                 neurons_per_unit=int(n),
                 window_ms=float(T),
                 **base,

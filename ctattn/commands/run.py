@@ -233,7 +233,7 @@ def execute(cfg: RunConfig, *, progress: bool | None = None, record: bool = Fals
     ``record=True`` also records what the figures need: rate traces (rate and spiking
     backends) and every population's spikes (spiking backend); ``spikes=True`` only the spikes.
     """
-    from ctattn.api import problem_dims, problem_from_config, simulate
+    from ctattn.api import problem_dims, problem_from_config, simulate, spec_options
 
     weights, tokens = problem_from_config(cfg.values, cfg.explicit)
     options = cfg.backend_options()
@@ -249,11 +249,7 @@ def execute(cfg: RunConfig, *, progress: bool | None = None, record: bool = Fals
         weights,
         tokens,
         backend=cfg["backend"],
-        variant=cfg["variant"],
-        layout=cfg["layout"],
-        phi=cfg["phi"],
-        beta=cfg["beta"],
-        causal=cfg["causal"],
+        **spec_options(cfg.values),
         config=config,
         **options,
     )
