@@ -120,10 +120,6 @@ def test_run_json_and_outputs(llama_dir, tmp_path, capsys):
     ],
 )
 def test_bad_input_exits_2_with_one_line(gpt2_dir, tmp_path, capsys, argv, field):
-    from ctattn.analysis.transformers.circuit import backend_accepts
-
-    if "lif" in argv and backend_accepts("spiking", "neuron"):
-        pytest.skip("this spiking backend has neuron models")
     (tmp_path / "empty").mkdir()
     bad = tmp_path / "bad_shape"
     sd = fx.gpt2_state(2)
