@@ -119,3 +119,17 @@ def test_heterogeneity_is_stratified():
     # one value per 1/50 bin in each block of 50 cells
     for block in (u[:50], u[50:]):
         np.testing.assert_array_equal(np.sort(np.floor(block * 50)), np.arange(50))
+
+
+def test_bad_input_names_the_field():
+    relay = MODELS["relay"]
+    with pytest.raises(ValueError, match="n_per"):
+        simulate_grid(relay, {"I": [1.0]}, 0, 0.1, np.random.default_rng(0))
+    with pytest.raises(ValueError, match="duration"):
+        simulate_grid(relay, {"I": [1.0]}, 5, -1.0, np.random.default_rng(0))
+    with pytest.raises(ValueError, match="inputs"):
+        simulate_grid(relay, {"I_b": [1.0]}, 5, 0.1, np.random.default_rng(0))
+    with pytest.raises(ValueError, match="g_sh"):
+        simulate_grid(MODELS["divider"], {"I": [1.0], "g_sh": [-1.0]}, 5, 0.1, np.random.default_rng(0))
+    with pytest.raises(ValueError, match="unknown constant"):
+        relay.with_constants(tau_x=1.0)

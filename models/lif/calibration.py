@@ -160,12 +160,16 @@ def calibrate(
         "seed": int(seed),
         "dt": float(dt),
         "law": model.law,
+        "target": target,  # Brian2's noise stream differs between code-generation targets
     }
     key = hashlib.sha256(json.dumps(settings, sort_keys=True).encode("utf-8")).hexdigest()
     path = os.path.join(cache_dir(), f"{model.name}-{key[:32]}.npz")
     if use_cache and os.path.exists(path):
-        table = TransferTable.load(path)
-        if table.key == key:
+        try:
+            table = TransferTable.load(path)
+        except (OSError, ValueError, KeyError):
+            table = None  # unreadable cache file: recalibrate and overwrite it
+        if table is not None and table.key == key:
             return table
     mesh = np.meshgrid(*axes, indexing="ij")
     grid = {k: m.ravel() for k, m in zip(model.inputs, mesh)}

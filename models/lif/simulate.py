@@ -59,7 +59,15 @@ def simulate_grid(
     missing = set(model.inputs) - set(grid)
     if missing or set(grid) - set(model.inputs):
         raise ValueError(f"grid must give exactly the inputs {model.inputs} of {model.name}")
+    if int(n_per) != n_per or n_per < 1:
+        raise ValueError(f"n_per must be a positive integer, got {n_per!r}")
+    for field_name, val in (("duration", duration), ("dt", dt), ("t_settle", t_settle + dt)):
+        if not np.isfinite(val) or val <= 0:
+            raise ValueError(f"{field_name} must be a positive number of seconds, got {val!r}")
     values = {k: np.asarray(x, float).ravel() for k, x in grid.items()}
+    bad = [k for k, x in values.items() if not np.all(np.isfinite(x))]
+    if bad or np.any(values.get("g_sh", 0.0) < 0):
+        raise ValueError(f"grid: inputs must be finite (and g_sh >= 0): {bad or ['g_sh']}")
     n_grid = len(values[model.inputs[0]])
     if any(len(x) != n_grid for x in values.values()):
         raise ValueError("grid: every input needs the same number of points")
