@@ -1,0 +1,231 @@
+r"""The ``lif`` cell types as data: Brian2 equation strings, constants, heterogeneity.
+
+Potentials are dimensionless (rest 0, threshold ``theta = 1``, reset 0); inputs are steady
+depolarisations in units of the threshold; ``xi`` is white noise (Euler-Maruyama), so
+``sigma`` is the stationary standard deviation of the free membrane potential.
+
+Relay / point cell (first-order relay, higher-order readout) and fast-spiking interneuron::
+
+    tau dv/dt = -v + I + b + sigma sqrt(2 tau) xi          (unless refractory)
+    v > theta  ->  v = 0, refractory t_ref
+
+relay: tau 20 ms, t_ref 2 ms; interneuron: tau 10 ms, t_ref 1 ms (fast-spiking).
+
+Two-compartment pyramidal cell, BAC firing (Larkum, Zhu & Sakmann 1999, Nature 398:338;
+Larkum, Senn & Luscher 2004, Cereb Cortex 14:1059)::
+
+    tau   dv/dt  = -v + I_b + b + A_ca plat + sigma sqrt(2 tau) xi_s     (soma, basal input)
+    tau_a dva/dt = -va + I_a + sigma_a sqrt(2 tau_a) xi_a                (apical tuft, own potential)
+    plat = [t < t_ca_end]                                                (Ca2+ plateau current)
+    at a somatic spike outside a plateau (an *event*): if va + dV_bap > theta_ca the
+    back-propagating spike triggers a Ca2+ spike: t_ca_end = t + T_ca, one *burst* event.
+
+With ``theta_ca - dV_bap`` spread uniformly over the population, P(Ca | event) is the fraction
+of cells whose Ca threshold lies below the tuft potential, linear in ``I_a``; tuft and soma are
+independent, so burst rate = event rate(I_b) x P(Ca | I_a) (Naud & Sprekeler 2018, PNAS
+115:E6329: multiplexing by burst rate = event rate x burst probability). The readout is the
+burst event (a burst-reading synapse).
+
+Shunting divider: the shunt acts on the compartment that integrates the drive; spikes start in
+a separate compartment (soma / axon initial segment, Brette 2013 PLoS Comput Biol 9:e1003338).
+A shunt on the spiking compartment itself subtracts rather than divides, because the reset
+undoes it (Holt & Koch 1997, Neural Comput 9:1001)::
+
+    tau_d dvd/dt = -vd - g_t (vd - E_sh) + I                 (mean vd = I / (1 + g), E_sh = 0)
+    g_t = [g_sh + dg]_+ ,  tau_g ddg/dt = -dg + cv_g sqrt(g_sh) sqrt(2 tau_g) xi_g  (shot noise)
+    tau dv/dt = -v + k_c vd + I_0 + b + sigma sqrt(2 tau) xi    (spike compartment = relay cell)
+
+Heterogeneity: ``b`` (and the pyramidal ``theta_ca``) are uniform and *stratified*: in every
+block of 50 cells one draw per 1/50 quantile bin, shuffled, so that every population of 50k
+cells holds nearly the same parameter set (iid draws leave ~1% frozen population mismatch).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+__all__ = ["LifModel", "MODELS", "RATE_CAP_HZ", "get_model", "stratified_uniform", "draw_parameters"]
+
+# Physiological rate caps of the issue (Hz, per cell, over 5 ms bins).
+RATE_CAP_HZ = {"excitatory": 200.0, "inhibitory": 400.0}
+
+_POINT_EQS = """
+dv/dt = (-v + I + b) / tau + sigma * sqrt(2 / tau) * xi : 1 (unless refractory)
+I : 1
+b : 1 (constant)
+"""
+
+_PYR_EQS = """
+dv/dt = (-v + I_b + b + A_ca * plat) / tau + sigma * sqrt(2 / tau) * xi_s : 1 (unless refractory)
+dva/dt = (-va + I_a) / tau_a + sigma_a * sqrt(2 / tau_a) * xi_a : 1
+plat = int(t < t_ca_end) : 1
+I_b : 1
+I_a : 1
+b : 1 (constant)
+theta_ca : 1 (constant)
+t_ca_end : second
+trig : 1
+"""
+# An event (spike outside a plateau) whose bAP lifts the tuft above theta_ca starts a Ca spike.
+_PYR_RESET = """
+trig = int(t >= t_ca_end) * int(va + dV_bap > theta_ca)
+t_ca_end = t_ca_end + trig * (t + T_ca - t_ca_end)
+v = 0
+"""
+
+_DIV_EQS = """
+dv/dt = (-v + k_c * vd + I_0 + b) / tau + sigma * sqrt(2 / tau) * xi_v : 1 (unless refractory)
+dvd/dt = (-vd - g_t * (vd - E_sh) + I) / tau_d : 1
+g_t = clip(g_sh + dg, 0, inf) : 1
+ddg/dt = -dg / tau_g + cv_g * sqrt(g_sh) * sqrt(2 / tau_g) * xi_g : 1
+I : 1
+g_sh : 1
+b : 1 (constant)
+"""
+
+
+@dataclass(frozen=True)
+class LifModel:
+    """One cell type: equations, constants (SI floats, seconds), heterogeneous ranges.
+
+    ``inputs`` are the per-neuron input variables; ``readout`` is ``"spike"`` or ``"burst"``
+    (the custom event that carries the product); ``law`` says how the calibration reduces a
+    grid: ``"1d"`` (one input), ``"product"`` (F(inputs[0]) G(inputs[1])), ``"quotient"``
+    (F(inputs[0] / (1 + inputs[1]))).
+    """
+
+    name: str
+    equations: str
+    reset: str
+    refractory_s: float
+    inputs: tuple[str, ...]
+    constants: dict = field(default_factory=dict)
+    hetero: dict = field(default_factory=dict)  # per-neuron: name -> (lo, hi, offset)
+    threshold: float = 1.0
+    readout: str = "spike"
+    law: str = "1d"
+    inhibitory: bool = False
+    operating_range: dict = field(default_factory=dict)  # input -> (lo, hi)
+
+    @property
+    def rate_cap_hz(self) -> float:
+        return RATE_CAP_HZ["inhibitory" if self.inhibitory else "excitatory"]
+
+    def with_constants(self, **kw) -> LifModel:
+        """The same cell type with some constants changed (e.g. for a parameter sweep)."""
+        unknown = set(kw) - set(self.constants)
+        if unknown:
+            raise ValueError(f"unknown constant(s) of {self.name}: {sorted(unknown)}")
+        return LifModel(**{**self.__dict__, "constants": {**self.constants, **kw}})
+
+    def describe(self) -> dict:
+        """Everything that defines the cell's dynamics (what the calibration cache hashes)."""
+        return {
+            "name": self.name,
+            "equations": self.equations,
+            "reset": self.reset,
+            "threshold": self.threshold,
+            "refractory_s": self.refractory_s,
+            "inputs": list(self.inputs),
+            "constants": {k: float(v) for k, v in sorted(self.constants.items())},
+            "hetero": {
+                k: [x if isinstance(x, str) else float(x) for x in v] for k, v in sorted(self.hetero.items())
+            },
+            "readout": self.readout,
+        }
+
+
+MODELS = {
+    "relay": LifModel(
+        name="relay",
+        equations=_POINT_EQS,
+        reset="v = 0",
+        refractory_s=2e-3,
+        inputs=("I",),
+        constants={"tau": 20e-3, "sigma": 0.3},
+        hetero={"b": (-0.5, 0.5, 0.0)},
+        operating_range={"I": (0.6, 3.6)},
+    ),
+    "interneuron": LifModel(
+        name="interneuron",
+        equations=_POINT_EQS,
+        reset="v = 0",
+        refractory_s=1e-3,
+        inputs=("I",),
+        constants={"tau": 10e-3, "sigma": 0.3},
+        hetero={"b": (-0.5, 0.5, 0.0)},
+        inhibitory=True,
+        operating_range={"I": (0.6, 4.0)},
+    ),
+    "pyramidal": LifModel(
+        name="pyramidal",
+        equations=_PYR_EQS,
+        reset=_PYR_RESET,
+        refractory_s=2e-3,
+        inputs=("I_b", "I_a"),
+        constants={
+            "tau": 20e-3,
+            "sigma": 0.3,
+            "tau_a": 10e-3,
+            "sigma_a": 0.05,
+            "dV_bap": 0.3,
+            "A_ca": 5.0,
+            "T_ca": 6e-3,
+        },
+        # theta_ca = dV_bap + U(0, 1): P(Ca) = fraction below the tuft potential, linear in I_a.
+        hetero={"b": (-0.5, 0.5, 0.0), "theta_ca": (0.0, 1.0, "dV_bap")},
+        readout="burst",
+        law="product",
+        operating_range={"I_b": (0.9, 1.9), "I_a": (0.1, 0.9)},
+    ),
+    "divider": LifModel(
+        name="divider",
+        equations=_DIV_EQS,
+        reset="v = 0",
+        refractory_s=2e-3,
+        inputs=("I", "g_sh"),
+        constants={
+            "tau": 20e-3,
+            "sigma": 0.3,
+            "tau_d": 10e-3,
+            "k_c": 0.75,
+            "I_0": 0.5,
+            "E_sh": 0.0,
+            "tau_g": 5e-3,
+            "cv_g": 0.3,
+        },
+        hetero={"b": (-0.5, 0.5, 0.0)},
+        law="quotient",
+        operating_range={"I": (1.0, 4.0), "g_sh": (0.0, 3.0)},
+    ),
+}
+
+
+def get_model(name: str) -> LifModel:
+    try:
+        return MODELS[name]
+    except KeyError:
+        raise ValueError(f"unknown lif model {name!r}; known: {sorted(MODELS)}") from None
+
+
+def stratified_uniform(lo: float, hi: float, n: int, rng: np.random.Generator, block: int = 50):
+    """``n`` values uniform on [lo, hi]: in every block of ``block`` cells one draw per quantile
+    bin, shuffled (a last partial block is stratified over its own length)."""
+    out = []
+    for start in range(0, n, block):
+        m = min(block, n - start)
+        out.append((rng.permutation(m) + rng.random(m)) / m)
+    u = np.concatenate(out) if out else np.zeros(0)
+    return lo + (hi - lo) * u
+
+
+def draw_parameters(model: LifModel, n: int, rng: np.random.Generator) -> dict:
+    """Per-neuron heterogeneous parameters of ``n`` cells, drawn in a fixed order from ``rng``."""
+    out = {}
+    for name in sorted(model.hetero):
+        lo, hi, offset = model.hetero[name]
+        shift = model.constants[offset] if isinstance(offset, str) else float(offset)
+        out[name] = stratified_uniform(lo, hi, n, rng) + shift
+    return out
