@@ -67,14 +67,7 @@ def load_spikes(path) -> tuple[dict, dict]:
 
 def token_windows(circuit: Circuit, info: dict) -> list[dict]:
     """Start, stop and counting phase (s) of every presentation window of a spiking run."""
-    timing = SpikingTiming(
-        settle=info["settle_ms"] * 1e-3,
-        window=info["window_ms"] * 1e-3,
-        write=(info.get("write_ms") or info["window_ms"]) * 1e-3,
-        tau_m=info["tau_ms"] * 1e-3,
-        tau_syn=info["tau_syn_ms"] * 1e-3,
-        dt=info["dt_ms"] * 1e-3,
-    )
+    timing = SpikingTiming.from_ms(info)
     rows, step = [], 0
     for k, (w, phases) in enumerate(zip(circuit.schedule, timing.phases(circuit))):
         start = step

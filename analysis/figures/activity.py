@@ -27,14 +27,7 @@ def window_edges(circuit, info: dict) -> list[tuple[float, float, float]]:
     if backend == "spiking":
         from ctattn.circuits.backends.spiking import SpikingTiming
 
-        timing = SpikingTiming(
-            settle=info["settle_ms"] * 1e-3,
-            window=info["window_ms"] * 1e-3,
-            write=(info.get("write_ms") or info["window_ms"]) * 1e-3,
-            tau_m=info["tau_ms"] * 1e-3,
-            tau_syn=info["tau_syn_ms"] * 1e-3,
-            dt=info["dt_ms"] * 1e-3,
-        )
+        timing = SpikingTiming.from_ms(info)
         edges, t = [], 0.0
         for phases in timing.phases(circuit):
             durations = [s * timing.dt for _, s in phases]

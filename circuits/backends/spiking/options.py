@@ -231,6 +231,20 @@ class SpikingTiming:
                 f"tau_syn_ms = {self.tau_syn * 1e3:g} ms (needs dt <= tau / 2)"
             )
 
+    @classmethod
+    def from_ms(cls, values: dict) -> SpikingTiming:
+        """The time course from durations in ms, keyed as the backend's options and its run's
+        ``info`` (``settle_ms``, ``window_ms``, ``write_ms`` (default ``window_ms``), ``tau_ms``,
+        ``tau_syn_ms``, ``dt_ms``)."""
+        return cls(
+            settle=values["settle_ms"] * 1e-3,
+            window=values["window_ms"] * 1e-3,
+            write=(values.get("write_ms") or values["window_ms"]) * 1e-3,
+            tau_m=values["tau_ms"] * 1e-3,
+            tau_syn=values["tau_syn_ms"] * 1e-3,
+            dt=values["dt_ms"] * 1e-3,
+        )
+
     def steps(self, seconds: float) -> int:
         return int(round(seconds / self.dt))
 

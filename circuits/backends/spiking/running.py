@@ -50,14 +50,7 @@ def run(circuit: Circuit, tokens: Tokens, **options) -> SimulationResult:
             opts["dt_ms"] * 1e-3,
             minimum=opts["settle_ms"] * 1e-3,
         )
-    timing = SpikingTiming(
-        settle=opts["settle_ms"] * 1e-3,
-        window=opts["window_ms"] * 1e-3,
-        write=opts["write_ms"] * 1e-3,
-        tau_m=opts["tau_ms"] * 1e-3,
-        tau_syn=opts["tau_syn_ms"] * 1e-3,
-        dt=opts["dt_ms"] * 1e-3,
-    )
+    timing = SpikingTiming.from_ms(opts)
     start = time.perf_counter()
     target = opts["target"]
     if target == "standalone":
