@@ -20,6 +20,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ctattn.core.problem import HeadSizes, head_shapes
+
 from .rotary import Rotary
 
 __all__ = ["Norm", "MLP", "AttentionBlock", "Layer", "Embeddings", "LMHead", "TransformerModel"]
@@ -70,7 +72,7 @@ class MLP:
 
 
 @dataclass
-class AttentionBlock:
+class AttentionBlock(HeadSizes):
     """One layer's multi-head attention in the project's per-head format (see module doc)."""
 
     W_Q: np.ndarray
@@ -90,16 +92,7 @@ class AttentionBlock:
     def __post_init__(self):
         H, d_k, D = self.W_Q.shape
         d_v = self.W_V.shape[1]
-        expected = {
-            "W_K": (H, d_k, D),
-            "W_V": (H, d_v, D),
-            "W_O": (H, D, d_v),
-            "b_Q": (H, d_k),
-            "b_K": (H, d_k),
-            "b_V": (H, d_v),
-            "b_O": (D,),
-        }
-        for name, shape in expected.items():
+        for name, shape in head_shapes(H, d_k, d_v, D).items():
             value = getattr(self, name)
             if value is not None and value.shape != shape:
                 raise ValueError(f"attention block {name}: expected shape {shape}, got {value.shape}")
@@ -110,24 +103,8 @@ class AttentionBlock:
             raise ValueError(f"rotary head_dim {self.rotary.head_dim} != d_k {d_k}")
 
     @property
-    def n_heads(self) -> int:
-        return self.W_Q.shape[0]
-
-    @property
     def n_kv_heads(self) -> int:
         return int(self.kv_head.max()) + 1
-
-    @property
-    def d_model(self) -> int:
-        return self.W_Q.shape[2]
-
-    @property
-    def d_k(self) -> int:
-        return self.W_Q.shape[1]
-
-    @property
-    def d_v(self) -> int:
-        return self.W_V.shape[1]
 
     def kv_weights(self) -> dict[str, np.ndarray | None]:
         """The stored (un-expanded) key/value heads: ``W_K, W_V (n_kv_heads, ., D)`` and biases."""

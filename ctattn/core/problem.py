@@ -30,6 +30,8 @@ __all__ = [
     "VARIANTS",
     "random_weights",
     "random_tokens",
+    "HeadSizes",
+    "head_shapes",
     "load_npz",
     "as_real_array",
     "check_positive_int",
@@ -134,8 +136,42 @@ def check_seed(value) -> int:
     return int(value)
 
 
+def head_shapes(H: int, d_k: int, d_v: int, D: int) -> dict[str, tuple[int, ...]]:
+    """Shapes of every per-head array (MODEL.md section 1) but ``W_Q (H, d_k, D)``, which sets them."""
+    return {
+        "W_K": (H, d_k, D),
+        "W_V": (H, d_v, D),
+        "W_O": (H, D, d_v),
+        "b_Q": (H, d_k),
+        "b_K": (H, d_k),
+        "b_V": (H, d_v),
+        "b_O": (D,),
+    }
+
+
+class HeadSizes:
+    """``n_heads``, ``d_model``, ``d_k``, ``d_v`` of anything holding ``W_Q (H, d_k, D)`` and
+    ``W_V (H, d_v, D)``."""
+
+    @property
+    def n_heads(self) -> int:
+        return self.W_Q.shape[0]
+
+    @property
+    def d_model(self) -> int:
+        return self.W_Q.shape[2]
+
+    @property
+    def d_k(self) -> int:
+        return self.W_Q.shape[1]
+
+    @property
+    def d_v(self) -> int:
+        return self.W_V.shape[1]
+
+
 @dataclass(frozen=True, eq=False)
-class AttentionWeights:
+class AttentionWeights(HeadSizes):
     """Per-head projections ``W_Q, W_K (H,d_k,D)``, ``W_V (H,d_v,D)``, ``W_O (H,D,d_v)``.
 
     Optional biases ``b_Q, b_K (H,d_k)``, ``b_V (H,d_v)``, ``b_O (D,)`` (tonic drive in the
@@ -163,10 +199,11 @@ class AttentionWeights:
             raise InputError(
                 f"W_Q/W_V: every dimension must be at least 1, got {self.W_Q.shape}, {self.W_V.shape}"
             )
-        _expect_shape("W_K", self.W_K, (H, d_k, D))
-        _expect_shape("W_V", self.W_V, (H, d_v, D))
-        _expect_shape("W_O", self.W_O, (H, D, d_v))
-        for name, shape in (("b_Q", (H, d_k)), ("b_K", (H, d_k)), ("b_V", (H, d_v)), ("b_O", (D,))):
+        shapes = head_shapes(H, d_k, d_v, D)
+        for name in ("W_K", "W_V", "W_O"):
+            _expect_shape(name, getattr(self, name), shapes[name])
+        for name in ("b_Q", "b_K", "b_V", "b_O"):
+            shape = shapes[name]
             value = getattr(self, name)
             if value is not None:
                 arr = _as_array(name, value, len(shape))
@@ -177,22 +214,6 @@ class AttentionWeights:
             if not np.isfinite(beta) or beta < 0:
                 raise InputError(f"beta: expected a finite non-negative scalar, got {self.beta!r}")
             object.__setattr__(self, "beta", float(beta))
-
-    @property
-    def n_heads(self) -> int:
-        return self.W_Q.shape[0]
-
-    @property
-    def d_model(self) -> int:
-        return self.W_Q.shape[2]
-
-    @property
-    def d_k(self) -> int:
-        return self.W_Q.shape[1]
-
-    @property
-    def d_v(self) -> int:
-        return self.W_V.shape[1]
 
     @property
     def has_biases(self) -> bool:
