@@ -137,7 +137,7 @@ PROMPT = "The little girl looked at the old king and said that she was going hom
 @pytest.fixture(scope="module")
 def glass():
     glassllm = pytest.importorskip("glassllm")  # the tests above run without it
-    from ctattn.analysis.transformers.architectures import glassllm_weights_path
+    from ctattn.analysis.transformers.glassllm import glassllm_weights_path
 
     model = load_model("glassllm:en")
     ids = encode(model, PROMPT)[:16]

@@ -6,7 +6,7 @@ import pytest
 glassllm = pytest.importorskip("glassllm")
 
 from ctattn.analysis.transformers import encode, forward, load_glassllm, load_model  # noqa: E402
-from ctattn.analysis.transformers.architectures import glassllm_weights_path  # noqa: E402
+from ctattn.analysis.transformers.glassllm import glassllm_weights_path  # noqa: E402
 
 PROMPT = {
     "en": "The little girl looked at the old king and said that she was going home",

@@ -38,7 +38,7 @@ TEXTS = ["The little girl said, “Hello!”\nThen   she ran.", "Olá, coração
 @pytest.mark.parametrize("lang", ["en", "pt"])
 def test_glass_bpe_matches_glassllm(lang):
     glassllm = pytest.importorskip("glassllm")
-    from ctattn.analysis.transformers.architectures import glassllm_weights_path
+    from ctattn.analysis.transformers.glassllm import glassllm_weights_path
 
     path = glassllm_weights_path(lang).with_name(f"{lang}.tokenizer.json")
     ours, theirs = GlassBPE.load(path), glassllm.Tokenizer.load(path)
