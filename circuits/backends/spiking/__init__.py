@@ -11,7 +11,10 @@ block output is decoded from the spike counts ``N`` of the readout in the counti
     r_hat_u = N_u / (n rho_u T)        y_hat_i = r_hat_ON(i) - r_hat_OFF(i)
 
 ``info["shot_noise_bound"]`` is the error that Poisson counting in the readout alone predicts,
-relative to ``||Y_hat||_F`` (a floor: the stages upstream add their own noise).
+relative to ``||Y_hat||_F`` (a floor: the stages upstream add their own noise);
+``info["shot_noise_bound_propagated"]`` adds the counting noise of every stage, carried to the
+readout through the slopes of the cell laws at the run's own decoded rates (linear noise
+approximation, :mod:`.noise`), and ``info["shot_noise_shares"]`` each population's part of it.
 
 **Neurons (``neuron="poisson"``, the only model of this version).** Linear-nonlinear-Poisson
 units: a cell fires as a Poisson process whose intensity is the cell law of its membrane-
@@ -89,6 +92,7 @@ from ctattn.circuits.backends.spiking.running import _Progress as _Progress  # t
 # * network  -- building: the Brian2 network of one run (_Simulation) and the C++ standalone device;
 # * running  -- run(): Dale's law, the simulation, saturation check, binned rates, accounting;
 # * decoding -- rates and outputs from spike counts, standard errors, the shot-noise bound.
+# * noise    -- the shot-noise bound propagated through every stage (linear noise approximation).
 
 __all__ = [
     "run",

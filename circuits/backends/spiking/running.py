@@ -17,6 +17,7 @@ from ctattn.circuits.backends.brian2_support import brian2_target
 from ctattn.circuits.backends.result import SimulationResult
 from ctattn.circuits.backends.spiking.decoding import _decode, _readout_standard_errors, _shot_noise_bound
 from ctattn.circuits.backends.spiking.network import SPIKE_CELLS, _Simulation, _standalone
+from ctattn.circuits.backends.spiking.noise import propagated_standard_errors
 from ctattn.circuits.backends.spiking.options import (
     SATURATION_LIMIT,
     SpikingTiming,
@@ -87,6 +88,17 @@ def run(circuit: Circuit, tokens: Tokens, **options) -> SimulationResult:
     readout = circuit.population(circuit.readout)
     counts_per_rate = sim.n_of[readout.name] * sim.rho[readout.name] * timing.window
     bound = _shot_noise_bound(_readout_standard_errors(circuit, window_rates, counts_per_rate), Y)
+    se_all, noise_shares = propagated_standard_errors(
+        circuit,
+        window_rates,
+        {
+            p.name: sim.n_of[p.name] * np.asarray(sim.rho[p.name], float) * timing.window
+            for p in circuit.populations
+        },
+        noiseless=[p.name for p in circuit.populations if p.model.kind == "relay"]
+        if opts["relay_firing"] == "regular"
+        else [],
+    )
     peak, mean = _binned_rates(circuit, sim, counts, intensities)
     n_spikes = int(sum(c[-1].sum() for c in counts))
     n_outputs = int(np.isfinite(Y).sum())
@@ -126,6 +138,8 @@ def run(circuit: Circuit, tokens: Tokens, **options) -> SimulationResult:
         compile_s=compile_s,
         realtime_factor=run_s / sim.duration,
         shot_noise_bound=bound,
+        shot_noise_bound_propagated=_shot_noise_bound(se_all, Y),
+        shot_noise_shares={k: round(v, 4) for k, v in noise_shares.items() if v >= 5e-4},
         seed=int(opts["seed"]),
     )
     info["wall_s"] = time.perf_counter() - start - compile_s
