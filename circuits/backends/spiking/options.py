@@ -30,7 +30,11 @@ SATURATION_LIMIT = 1e-3
 #: Width of the bins over which ``peak_rate_hz`` and ``mean_rate_hz`` are measured.
 RATE_BIN_S = 5e-3
 
-NEURON_MODELS = ("poisson",)
+NEURON_MODELS = ("poisson", "lif")
+
+#: Cells per unit of the ``lif`` model when ``neurons_per_unit`` is not given (threshold cells
+#: cost a membrane, a noise draw and a synapse each per step; LNP units cost none).
+LIF_NEURONS_PER_UNIT = 100
 
 #: Systematic error allowed per output (``linear`` variant), as a fraction of ``RMS(Y_ref)``;
 #: the tests add it to the statistical tolerance (:mod:`ctattn.analysis.statistics`). Its parts:
@@ -75,6 +79,8 @@ DEFAULTS = dict(
     trace_dt_ms=None,
     standalone_dir=None,
     relay_firing="poisson",
+    inhibitory_per_unit=None,
+    readout_per_unit=None,
 )
 _DURATIONS = ("window_ms", "settle_ms", "write_ms", "tau_ms", "tau_syn_ms", "dt_ms", "trace_dt_ms")
 
@@ -163,6 +169,14 @@ def _options(options: dict) -> dict:
     opts = {**DEFAULTS, **{k: v for k, v in options.items() if v is not None}}
     # settle_ms not given: DEFAULTS' 100 ms or more, as deep as the circuit needs (run())
     opts["settle_auto"] = options.get("settle_ms") is None
+    if opts["neuron"] == "lif" and options.get("neurons_per_unit") is None:
+        opts["neurons_per_unit"] = LIF_NEURONS_PER_UNIT
+    for name in ("inhibitory_per_unit", "readout_per_unit"):
+        m = opts[name]
+        if m is not None and (isinstance(m, bool) or not isinstance(m, (int, np.integer)) or m < 1):
+            raise InputError(f"{name}: expected a positive integer, got {m!r}")
+        if m is not None and opts["neuron"] != "lif":
+            raise InputError(f"{name}: only the lif neuron model takes it (LNP units cost nothing per cell)")
     n = opts["neurons_per_unit"]
     if isinstance(n, bool) or not isinstance(n, (int, np.integer, float)) or int(n) != n or n < 1:
         raise InputError(f"neurons_per_unit: expected a positive integer, got {n!r}")

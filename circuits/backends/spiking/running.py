@@ -87,7 +87,8 @@ def run(circuit: Circuit, tokens: Tokens, **options) -> SimulationResult:
     readout = circuit.population(circuit.readout)
     counts_per_rate = sim.n_of[readout.name] * sim.rho[readout.name] * timing.window
     bound = _shot_noise_bound(_readout_standard_errors(circuit, window_rates, counts_per_rate), Y)
-    peak, mean = _binned_rates(circuit, sim, counts, intensities)
+    # lif: the cap and the mean concern every spike (the count holds a pyramid's bursts only)
+    peak, mean = _binned_rates(circuit, sim, intensities if sim.lif else counts, intensities)
     n_spikes = int(sum(c[-1].sum() for c in counts))
     n_outputs = int(np.isfinite(Y).sum())
     info = dict(
@@ -98,7 +99,7 @@ def run(circuit: Circuit, tokens: Tokens, **options) -> SimulationResult:
         n_interneurons=int(sum(p.size * sim.n_of[p.name] for p in circuit.populations if p.inhibitory)),
         n_units=circuit.n_neurons,
         n_weights=circuit.n_synapses,
-        n_synapses=sim.n_synapses_simulated,
+        n_synapses=sim.n_synapses_simulated + (sim.lif.n_cell_synapses if sim.lif else 0),
         n_synapses_modelled=_modelled_synapses(circuit, sim.n_of),
         inhibitory=[p.name for p in circuit.populations if p.inhibitory],
         dale=opts["dale"],
@@ -128,6 +129,8 @@ def run(circuit: Circuit, tokens: Tokens, **options) -> SimulationResult:
         shot_noise_bound=bound,
         seed=int(opts["seed"]),
     )
+    if sim.lif:
+        info.update(sim.lif.info())
     info["wall_s"] = time.perf_counter() - start - compile_s
     return SimulationResult(
         Y=Y, window_rates=window_rates, info=info, spikes=spikes, traces=traces, circuit=circuit
@@ -155,7 +158,8 @@ def _binned_rates(circuit: Circuit, sim: _Simulation, counts, intensities):
         for pop in plan.members:
             sl = plan.slice(pop.name)
             peak[pop.name] = float(lam_bins[:, sl].max()) if lam_bins.size else 0.0
-            mean[pop.name] = float(c[-1, sl].sum() / (pop.size * sim.n_of[pop.name] * sim.duration))
+            per_cell = 1 if sim.lif else sim.n_of[pop.name]  # lif: intensity is spikes per cell
+            mean[pop.name] = float(c[-1, sl].sum() / (pop.size * per_cell * sim.duration))
     return peak, mean
 
 
