@@ -3,10 +3,12 @@
     .venv/bin/python benchmarks/spiking.py [--seeds 2] [--target cython] [--neuron poisson|lif]
         [--variants linear,normalized,softmax] [--scales 0.5,1,2,4] [--neurons 1000,3000,10000,30000]
         [--inhibitory-ratio 0.25] [--readout-ratio 4] [--dt-ms DT] [--window-ms T]
+        [--cells-per-layer L5=1000,TRN=1000,HO=4000]
 
 ``--neuron lif`` (linear variant only): ``neurons_per_unit`` principal cells per unit, and
 ``inhibitory-ratio`` x as many per Dale interneuron unit, ``readout-ratio`` x as many per
-readout unit (the first table uses the first ``--neurons`` value); the time of the model-only
+readout unit (the first table uses the first ``--neurons`` value, and ``--cells-per-layer``
+overrides by layer); the time of the model-only
 calibration (0 when the tables come from the package or the cache) is printed apart.
 
 Prints three markdown tables:
@@ -40,6 +42,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 from ctattn.analysis.reference import multihead_attention  # noqa: E402
 from ctattn.circuits.backends import get_backend  # noqa: E402
 from ctattn.circuits.backends.spiking import DEFAULTS, RATE_CAP_HZ  # noqa: E402
+from ctattn.circuits.backends.spiking.options import LIF_DEFAULTS  # noqa: E402
 from ctattn.circuits.build import circuit_for  # noqa: E402
 
 from ctattn.core.problem import AttentionSpec, AttentionWeights, random_tokens, random_weights  # noqa: E402
@@ -107,6 +110,7 @@ def main(argv=None) -> int:
     p.add_argument("--readout-ratio", type=float, default=4.0)
     p.add_argument("--dt-ms", type=float, default=None)
     p.add_argument("--window-ms", type=float, default=None)
+    p.add_argument("--cells-per-layer", default=None, help="lif: e.g. L5=1000,TRN=1000,HO=4000")
     args = p.parse_args(argv)
     seeds = tuple(range(args.seeds))
     options = dict(target=args.target, neuron=args.neuron, dt_ms=args.dt_ms, window_ms=args.window_ms)
@@ -122,10 +126,14 @@ def main(argv=None) -> int:
         )
 
     first = cells(sizes[0]) if args.neuron == "lif" else {}
+    if args.cells_per_layer:
+        layers = dict(item.split("=") for item in args.cells_per_layer.split(","))
+        first["cells_per_layer"] = {k: int(v) for k, v in layers.items()}
     print(f"# spiking benchmark ({platform.machine()}, {os.cpu_count()} cores, target {args.target})")
     per_unit = first or dict(neurons_per_unit=DEFAULTS["neurons_per_unit"])
+    dt_ms = args.dt_ms or (LIF_DEFAULTS if args.neuron == "lif" else DEFAULTS)["dt_ms"]
     print(
-        f"\nneuron model {args.neuron}, cells per unit {per_unit}, dt {args.dt_ms or DEFAULTS['dt_ms']:g} ms, "
+        f"\nneuron model {args.neuron}, cells per unit {per_unit}, dt {dt_ms:g} ms, "
         f"window {args.window_ms or DEFAULTS['window_ms']:g} ms, caps {RATE_CAP_HZ['excitatory']:g} Hz "
         f"(excitatory) / {RATE_CAP_HZ['inhibitory']:g} Hz (inhibitory), {len(seeds)} seeds\n"
     )

@@ -26,7 +26,7 @@ def main(argv=None) -> int:
 
     os.makedirs(SHIPPED_TABLES, exist_ok=True)
     os.environ["CTATTN_CACHE"] = SHIPPED_TABLES
-    from ctattn.circuits.backends.spiking.lif_cells import calibrated_tables
+    from ctattn.circuits.backends.spiking.lif_tables import calibrated_tables
 
     for target in args.targets.split(","):
         t0 = time.perf_counter()

@@ -32,8 +32,7 @@ def _decode(circuit: Circuit, sim: _Simulation, counts):
             c = cumulative[end] - cumulative[begin]
             for pop in plan.members:
                 scale = sim.n_of[pop.name] * sim.rho[pop.name] * last * dt
-                rates = c[plan.slice(pop.name)].reshape(pop.shape) / scale
-                window_rates[pop.name].append(rates - sim.offset.get(pop.name, 0.0))
+                window_rates[pop.name].append(c[plan.slice(pop.name)].reshape(pop.shape) / scale)
     window_rates = {k: np.array(v) for k, v in window_rates.items()}
     readout = circuit.population(circuit.readout)
     Y = np.full((circuit.info["n_tokens"], readout.signed_dims), np.nan)

@@ -19,9 +19,12 @@ Cell type per population [choice]:
   cells (burst rate = event rate(basal) x P(Ca | apical), Naud & Sprekeler 2018), not by a
   formula. Divisive (normalized, softmax) and memory cells have no ``lif`` version yet.
 
-Drive, from the unit's filtered synaptic value ``x`` (value units of the description) through
-tables calibrated on the neuron model alone (:func:`ctattn.models.lif.calibrate`, cached by a
-SHA-256 of the cell parameters; nothing from the circuit's solution)::
+Drive, from the unit's synaptic value ``x`` (value units of the description: the summed
+synaptic currents, filtered once more by a dendritic time constant ``tau_m`` so that the cells
+get a smooth drive and the static inverse does not rectify the shot noise of sparse input
+trains) through tables calibrated on the neuron model alone (:mod:`.lif_tables`; cached by a
+SHA-256 of the cell parameters, shipped for the default step; nothing from the circuit's
+solution)::
 
     point / relay:  I = F^{-1}(rho [f(x_b + b_b)]_+),             rho = h top / B_b
     pyramid:        I_b = F^{-1}(h top [f(x_b + b_b)]_+ / B_b),    I_a = G^{-1}(h [g(x_a + b_a)]_+ / B_a)
@@ -30,75 +33,46 @@ SHA-256 of the cell parameters; nothing from the circuit's solution)::
 ``B_b``, ``B_a`` are the a-priori bounds of the compartment's transfer (:mod:`ctattn.circuits.bounds`:
 weights, biases, inputs' largest values), ``h`` the headroom (0.8, as for ``poisson``: the rest
 absorbs the fluctuations of the filtered input spike trains), ``top`` the cell type's
-calibrated rate at the top of its operating range (:data:`TOP_INPUT`; pyramids: the burst rate
-at the top basal current and
-full apical gain). ``F^{-1}``, ``G^{-1}`` are sampled on a fine uniform grid and read as
-Brian2 ``TimedArray`` look-ups. A unit-step whose drive would pass the top of its table is
-clipped and counted as saturated, as with ``poisson``. The relays' ``I = F^{-1}(rho x)`` is the
-inverse of their f-I curve at the stimulus; the readout's inverse is applied at its input too,
-so decoding stays ``count / (n rho T)``.
+calibrated rate at the top of its operating range (:data:`~.lif_tables.TOP_INPUT`; pyramids:
+the burst rate at the top basal current and full apical gain). ``F^{-1}``, ``G^{-1}`` are
+sampled on a fine uniform grid and read as Brian2 ``TimedArray`` look-ups. A unit-step whose
+value passes its bound (the drive would pass the top of its table) is clipped and counted as
+saturated, as with ``poisson``. The relays' ``I = F^{-1}(rho x)`` inverts their f-I curve at
+the stimulus; the readout's inverse is applied at its input too, so decoding stays
+``count / (n rho T)``. Silenced (lesioned) units get a drive far below threshold.
+
+Cells per unit: ``neurons_per_unit`` principal cells, ``inhibitory_per_unit`` per Dale
+interneuron or pool unit (one interneuron unit per inhibiting presynaptic cell and target area:
+~77% of the units; they fire up to 2x faster, so fewer cells carry as many spikes), and
+``readout_per_unit`` per readout unit (32 units on the standard problem, whose counting noise
+dominates); ``cells_per_layer`` (layer -> cells, e.g. ``{"L5": 1000}``) overrides them by
+layer. The cells' own response adds :data:`CELL_DELAY_MS` per stage to the settling time.
 """
 
 from __future__ import annotations
 
-import time
-
 import numpy as np
-from ctattn.circuits.bounds import _input_bound, rate_bounds
+from ctattn.circuits.backends.spiking.lif_tables import (
+    TOP_INPUT,
+    calibrated_tables,
+    compartment_bounds,
+    inverse_lut,
+    lif_model,
+)
 from ctattn.circuits.description import Circuit, Population
-from ctattn.models.lif import calibrate, get_model
 from ctattn.models.spiking import SITES, adaptive
 
 from ctattn.core.problem import InputError, Tokens
 from ctattn.core.seeding import rng_for
 
-__all__ = ["cell_type", "check_supported", "calibrated_tables", "LifDrive", "compartment_bounds"]
+__all__ = ["cell_type", "check_supported", "LifDrive", "CELL_DELAY_MS", "SPIKE_CELLS"]
 
-#: Calibration grids per cell type (input -> axis); they extend below the operating ranges of
-#: :data:`ctattn.models.lif.MODELS` down to silence, because a unit's value may be 0.
-GRIDS = {
-    "relay": {"I": np.round(np.arange(-1.0, 4.0001, 0.05), 6)},
-    "interneuron": {"I": np.round(np.arange(-1.0, 4.5001, 0.05), 6)},
-    "pyramidal": {
-        "I_b": np.round(np.arange(-0.5, 2.0001, 0.05), 6),
-        "I_a": np.round(np.arange(-0.2, 1.0001, 0.1), 6),
-    },
-}
-#: Input at the top of each type's operating range (pyramid: the basal input; the apical top is
-#: the grid's end, where G = 1): relay ~115 Hz, interneuron ~250 Hz, pyramid bursts ~45 Hz.
-TOP_INPUT = {"relay": 3.6, "interneuron": 4.0, "pyramidal": 1.9}
-#: Tonic baseline rate of point cells (Hz) [choice]: they fire ``r0 + rho x``, so the look-up
-#: inverts the f-I curve where it is nearly affine, not at its convex, noise-driven onset (where
-#: a fluctuating sparse input would be rectified: the mean rate of the inverted drive of a
-#: spiky input falls below the inverted mean). Each post-synaptic current removes the known
-#: baseline, ``w (a - r0 / rho)`` (a tonic bias current), and decoding subtracts it.
-BASELINE_HZ = {"relay": 0.0, "interneuron": 0.0, "pyramidal": 0.0}
-FLOOR = 0.0
-#: Calibration run: cells per grid point and duration (s); the seed is fixed (a property of the
-#: neuron model, not of a run), so one cached table serves every run at a given dt.
-CALIBRATION = dict(n_per=100, duration=2.0, seed=20260)
-#: Standard deviation of the pyramids' tuft potential noise [choice] (0.05 in the standalone
-#: model): it smooths P(Ca | I_a) near 0, where the circuit's apical values mostly sit (the
-#: a-priori bounds are loose), and a toe there is rectified by a fluctuating apical input.
-TUFT_SIGMA = 0.01
-#: Dendritic filter of the readout's drive (s) [choice]: the readout's input (sparse L5 and TRN
-#: trains) is smoothed further before its cells' f-I curve, whose onset it mostly drives.
-READOUT_TAU_S = 0.01
 #: Response delay of a population of lif cells to a step of its drive (ms) [choice], added to
 #: the dendritic filter when the settling time is derived from the circuit's depth (measured:
 #: a 100 ms settle leaves the readout ~10% low on small problems, 250 ms none detectable).
 CELL_DELAY_MS = 10.0
-#: Samples of the inverse look-up tables.
-LUT_SIZE = 4001
 #: Cells per unit whose readout events are recorded (all are counted).
 SPIKE_CELLS = 50
-
-
-def lif_model(kind: str):
-    """The cell type's model: :data:`ctattn.models.lif.MODELS`, with the pyramid's tuft noise
-    :data:`TUFT_SIGMA` (the backend's choice)."""
-    model = get_model(kind)
-    return model.with_constants(sigma_a=TUFT_SIGMA) if kind == "pyramidal" else model
 
 
 def cell_type(pop: Population) -> str:
@@ -122,50 +96,6 @@ def check_supported(circuit: Circuit) -> None:
                 f"neuron: 'lif' has no {what} cells yet (population {pop.name}); "
                 f"use the linear variant with the mask layout, or neuron 'poisson'"
             )
-
-
-def calibrated_tables(dt: float, target: str) -> tuple[dict, float]:
-    """Per cell type, its :class:`~ctattn.models.lif.TransferTable` at step ``dt`` (cached), and
-    the seconds spent (0 when every table came from the cache)."""
-    t0 = time.perf_counter()
-    tables = {}
-    for name, grid in GRIDS.items():
-        tables[name] = calibrate(lif_model(name), grid, dt=dt, target=target, **CALIBRATION)
-    return tables, time.perf_counter() - t0
-
-
-def compartment_bounds(circuit: Circuit, tokens: Tokens) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    """Per non-relay population, the a-priori bounds ``(B_b, B_a)`` of ``f(I_b + b_b)`` and
-    ``g(I_a + b_a)`` (``B_a = 1`` without an apical compartment); their product is the
-    population's rate bound of :func:`ctattn.circuits.bounds.rate_bounds`."""
-    bounds = rate_bounds(circuit, tokens)
-    out = {}
-    for pop in circuit.populations:
-        if pop.model.kind == "relay":
-            out[pop.name] = (bounds[pop.name], np.ones(pop.shape))
-            continue
-        b_b = 0.0 if pop.bias_basal is None else pop.bias_basal
-        b_a = 0.0 if pop.bias_apical is None else pop.bias_apical
-        B_b = np.maximum(pop.model.transfer(_input_bound(circuit, pop, bounds, "basal") + b_b), 0.0)
-        B_a = np.ones(pop.shape)
-        if pop.model.gain is not None:
-            B_a = np.maximum(pop.model.gain(_input_bound(circuit, pop, bounds, "apical") + b_a), 0.0)
-        if pop.silenced:
-            B_b = np.zeros(pop.shape)
-        out[pop.name] = (B_b, B_a)
-    return out
-
-
-def _inverse_lut(axis: np.ndarray, values: np.ndarray, top: float) -> tuple[np.ndarray, float]:
-    """``x(y)`` sampled at ``LUT_SIZE`` points of ``y`` in ``[0, top]``, and the sample step."""
-    values = np.maximum.accumulate(values)
-    # below FLOOR of the top the table is noise-driven onset: rate ~0 maps to its upper end
-    first = max(int(np.searchsorted(values, FLOOR * top, side="right")) - 1, 0)
-    v, idx = np.unique(values[first:], return_index=True)
-    idx = idx + first
-    v[0] = 0.0
-    y = np.linspace(0.0, top, LUT_SIZE)
-    return np.interp(y, v, axis[idx]), top / (LUT_SIZE - 1)
 
 
 def unit_equations(pop: Population, synaptic_inputs: dict[str, list[str]]) -> str:
@@ -192,17 +122,11 @@ def unit_equations(pop: Population, synaptic_inputs: dict[str, list[str]]) -> st
         "intensity : 1",
         "saturated : 1",
         "da/dt = -a / tau_syn : 1",
-        "off : 1 (constant)  # the value carried at rest: r0 / rho",
-        "x_out = a - off : 1  # what the unit sends: its train less the tonic baseline",
-        "r0 : Hz (constant)",
-        "tau_dend : second (constant)  # dendritic filter of the drive",
     ]
     # silenced units: a drive far below threshold (no spikes), whatever the look-up gives
     off = "- (1 - active) * 10"
     if kind == "relay" and model.kind == "relay":
-        lines.append(
-            "target = active * (r0 + rho * clip(stimulus_table(window_index(t) * second, i), 0, inf)) : Hz"
-        )
+        lines.append("target = active * rho * clip(stimulus_table(window_index(t) * second, i), 0, inf) : Hz")
     for site in SITES:
         names = synaptic_inputs.get(site, [])
         lines += [f"{name} : 1" for name in names]
@@ -210,7 +134,7 @@ def unit_equations(pop: Population, synaptic_inputs: dict[str, list[str]]) -> st
             # dendritic filter (tau_m) before the look-up: the cells get a smooth drive, so the
             # static inverse does not rectify the shot noise of sparse input trains
             lines.append(f"s_{site} = {' + '.join(names) if names else '0'} : 1")
-            lines.append(f"dI_{site}/dt = (s_{site} - I_{site}) / tau_dend : 1")
+            lines.append(f"dI_{site}/dt = (s_{site} - I_{site}) / tau_m : 1")
     if model.kind != "relay":
         lines.append(f"x_b = clip({model.transfer.expression('I_basal + b_basal')}, 0, inf) : 1")
     if kind == "pyramidal":
@@ -224,7 +148,7 @@ def unit_equations(pop: Population, synaptic_inputs: dict[str, list[str]]) -> st
         ]
     else:
         if model.kind != "relay":
-            lines.append("target = active * (r0 + rho * x_b) : Hz")
+            lines.append("target = active * rho * x_b : Hz")
         lines += [
             f"drive = finv_{kind}(target / dr_{kind} * second) {off} : 1",
             "over : 1",
@@ -271,13 +195,15 @@ class LifDrive:
         n = opts["neurons_per_unit"]
         n_inh = opts["inhibitory_per_unit"] or n
         n_out = opts["readout_per_unit"] or n
+        layers = opts["cells_per_layer"] or {}
         self.n_of = {
-            p.name: n_out if p.name == circuit.readout else (n_inh if p.inhibitory else n)
+            p.name: layers.get(
+                p.layer, n_out if p.name == circuit.readout else (n_inh if p.inhibitory else n)
+            )
             for p in circuit.populations
         }
         self.monitors = []
         self.headroom = opts["headroom"]
-        self.tau_m = opts["tau_ms"] * 1e-3
         self.n_cell_synapses = 0
         self.top = {}
         for name, table in self.tables.items():
@@ -291,34 +217,25 @@ class LifDrive:
         out = {}
         for name, (B_b, B_a) in self.bounds.items():
             h = self.headroom ** (2 if self.type_of[name] == "pyramidal" else 1)
-            kind = self.type_of[name]
-            top = h * self.top[kind] - BASELINE_HZ[kind]
+            top = h * self.top[self.type_of[name]]
             R = B_b * B_a
             out[name] = np.where(R > 0, top / np.where(R > 0, R, 1.0), top)
         return out
-
-    def offsets(self, rho: dict) -> dict[str, np.ndarray]:
-        """The value a unit's train carries at rest, ``r0 / rho`` (0 where silenced)."""
-        return {
-            p.name: np.zeros(p.shape) if p.silenced else BASELINE_HZ[self.type_of[p.name]] / rho[p.name]
-            for p in self.circuit.populations
-        }
 
     def ranges(self) -> dict[str, np.ndarray]:
         return {name: B_b * B_a for name, (B_b, B_a) in self.bounds.items()}
 
     def namespace(self, b2) -> dict:
-        self.b2 = b2
         """``finv_<type>`` (rate -> current), ``ginv_pyramidal`` (gain -> apical current) and
         their steps ``dr_<type>`` (Hz), ``dg_pyramidal``."""
         ns = {}
         for name, table in self.tables.items():
-            lut, step = _inverse_lut(table.axis, table.F, self.top[name])
+            lut, step = inverse_lut(table.axis, table.F, self.top[name])
             ns[f"finv_{name}"] = b2.TimedArray(lut, dt=1 * b2.second, name=f"finv_{name}")
             ns[f"dr_{name}"] = step * b2.Hz
             ns[f"top_{name}"] = self.top[name] * b2.Hz
             if table.G is not None:
-                glut, gstep = _inverse_lut(table.axis_a, table.G, 1.0)
+                glut, gstep = inverse_lut(table.axis_a, table.G, 1.0)
                 ns[f"ginv_{name}"] = b2.TimedArray(glut, dt=1 * b2.second, name=f"ginv_{name}")
                 ns[f"dg_{name}"] = gstep
         ns["headroom"] = self.headroom
@@ -333,11 +250,7 @@ class LifDrive:
             lif_top_rate_hz=dict(self.top),
         )
 
-    def set_unit_constants(self, units, plan, offset: dict) -> None:
-        tau = lambda p: np.full(p.size, READOUT_TAU_S if p.name == self.circuit.readout else self.tau_m)  # noqa: E731
-        units.tau_dend = plan.per_unit(tau) * self.b2.second
-        units.off = plan.per_unit(lambda p: offset[p.name])
-        units.r0 = plan.per_unit(lambda p: np.full(p.size, BASELINE_HZ[self.type_of[p.name]])) * self.b2.Hz
+    def set_unit_constants(self, units, plan) -> None:
         units.B_b = plan.per_unit(lambda p: self.bounds[p.name][0])
         units.B_a = plan.per_unit(lambda p: self.bounds[p.name][1])
 

@@ -62,11 +62,9 @@ class _Simulation:
             p.name: RATE_CAP_HZ["inhibitory" if p.inhibitory else "excitatory"] for p in circuit.populations
         }
         self.lif = None
-        self.offset = {}  # value carried by a cell at rest (lif point cells' tonic baseline)
         if opts["neuron"] == "lif":  # cells, drive tables and ranges: lif_cells
             self.lif = lif_cells.LifDrive(circuit, tokens, timing.dt, opts)
             self.n_of, self.ranges, self.rho = self.lif.n_of, self.lif.ranges(), self.lif.rho()
-            self.offset = self.lif.offsets(self.rho)
             self.groups: list[GroupPlan] = plan_groups(circuit, key=lif_cells.group_key)
         else:
             self.ranges = encoding_ranges(circuit, tokens, opts["encoding_ranges"])
@@ -159,7 +157,7 @@ class _Simulation:
             units.b_basal = plan.per_unit(lambda p: p.bias_basal)
             units.b_apical = plan.per_unit(lambda p: p.bias_apical)
             if self.lif is not None:
-                self.lif.set_unit_constants(units, plan, self.offset)
+                self.lif.set_unit_constants(units, plan)
                 objects += self.lif.build_cells(b2, units, plan, index, clock)
             elif regular:  # the n cells start evenly spread over the cycle, with a random offset
                 units.acc = rng_for(self.opts["seed"], "relay_phases").random(plan.size)
@@ -169,8 +167,7 @@ class _Simulation:
             syn = b2.Synapses(
                 self.units[gi],
                 self.units[gj],
-                # lif: a point cell's train carries a tonic baseline, removed here (lif_cells)
-                model=f"w : 1 (constant)\ns_{target}_from_{gi}_post = w * {'x_out' if self.lif else 'a'}_pre : 1 (summed)",
+                model=f"w : 1 (constant)\ns_{target}_from_{gi}_post = w * a_pre : 1 (summed)",
                 clock=clock,
                 namespace=namespace,
                 name=f"w{gi}_{gj}_{target}",

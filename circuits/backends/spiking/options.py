@@ -84,6 +84,7 @@ DEFAULTS = dict(
     relay_firing="poisson",
     inhibitory_per_unit=None,
     readout_per_unit=None,
+    cells_per_layer=None,
 )
 _DURATIONS = ("window_ms", "settle_ms", "write_ms", "tau_ms", "tau_syn_ms", "dt_ms", "trace_dt_ms")
 
@@ -182,6 +183,15 @@ def _options(options: dict) -> dict:
             raise InputError(f"{name}: expected a positive integer, got {m!r}")
         if m is not None and opts["neuron"] != "lif":
             raise InputError(f"{name}: only the lif neuron model takes it (LNP units cost nothing per cell)")
+    layers = opts["cells_per_layer"]
+    if layers is not None:
+        if opts["neuron"] != "lif" or not isinstance(layers, dict):
+            raise InputError(
+                "cells_per_layer: a mapping layer -> cells per unit, for the lif neuron model only"
+            )
+        for k, m in layers.items():
+            if isinstance(m, bool) or not isinstance(m, (int, np.integer)) or m < 1:
+                raise InputError(f"cells_per_layer[{k!r}]: expected a positive integer, got {m!r}")
     n = opts["neurons_per_unit"]
     if isinstance(n, bool) or not isinstance(n, (int, np.integer, float)) or int(n) != n or n < 1:
         raise InputError(f"neurons_per_unit: expected a positive integer, got {n!r}")
