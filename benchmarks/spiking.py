@@ -114,7 +114,7 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
     seeds = tuple(range(args.seeds))
     options = dict(target=args.target, neuron=args.neuron, dt_ms=args.dt_ms, window_ms=args.window_ms)
-    sizes = [int(x) for x in args.neurons.split(",")]
+    sizes = [int(x) for x in args.neurons.split(",") if x]  # empty: no error-vs-neurons table
 
     def cells(n: int) -> dict:
         if args.neuron != "lif":
@@ -125,7 +125,7 @@ def main(argv=None) -> int:
             readout_per_unit=max(1, int(round(args.readout_ratio * n))),
         )
 
-    first = cells(sizes[0]) if args.neuron == "lif" else {}
+    first = cells(sizes[0] if sizes else LIF_DEFAULTS["neurons_per_unit"]) if args.neuron == "lif" else {}
     if args.cells_per_layer:
         layers = dict(item.split("=") for item in args.cells_per_layer.split(","))
         first["cells_per_layer"] = {k: int(v) for k, v in layers.items()}
@@ -156,10 +156,11 @@ def main(argv=None) -> int:
                 f"{r['compile']:.1f} |",
                 flush=True,
             )
-    print(
-        "\n| neurons / unit | neurons | error (RMS) | bias | noise | shot-noise bound | wall / run (s) | compile (s) |"
-    )
-    print("|---:|---:|---:|---:|---:|---:|---:|---:|")
+    if sizes:
+        print(
+            "\n| neurons / unit | neurons | error (RMS) | bias | noise | shot-noise bound | wall / run (s) | compile (s) |"
+        )
+        print("|---:|---:|---:|---:|---:|---:|---:|---:|")
     circuit, T, Y_ref = standard_problem("linear", 1.0)
     for n in sizes:
         r = replicate(circuit, T, Y_ref, seeds, **cells(n), **options)

@@ -100,6 +100,15 @@ def test_lif_runs_are_reproducible_from_the_master_seed():
         allow_saturation=True,
     )
     a, b, c = run(1), run(1), run(2)
+    spikes = get_backend("spiking").run(
+        circuit, T, neuron="lif", seed=1, neurons_per_unit=10, inhibitory_per_unit=5, readout_per_unit=10,
+        window_ms=20, settle_ms=20, allow_saturation=True, record_spikes=True,
+    )  # fmt: skip
+    recorded = spikes.info["recorded_cells_per_population"]
+    for pop in apply_dale(circuit).populations:  # every population, cells 0..m-1 of each unit
+        t, i = spikes.spikes[pop.name]
+        assert np.all((i >= 0) & (i < pop.size * recorded[pop.name])) and np.all(t >= 0)
+    assert np.array_equal(spikes.Y, a.Y, equal_nan=True)  # recording changes no random number
     rates = lambda r: np.concatenate([np.ravel(v) for v in r.window_rates.values()])  # noqa: E731
     assert np.array_equal(a.Y, b.Y, equal_nan=True) and np.array_equal(rates(a), rates(b))
     assert not np.array_equal(rates(a), rates(c))

@@ -245,6 +245,7 @@ class LifDrive:
         """What a ``lif`` run adds to ``info``."""
         return dict(
             cells_per_unit={p: int(n) for p, n in self.n_of.items()},
+            recorded_cells_per_population={p: int(min(n, SPIKE_CELLS)) for p, n in self.n_of.items()},
             n_cell_synapses=int(self.n_cell_synapses),
             calibration_s=float(self.calibration_s),
             lif_top_rate_hz=dict(self.top),
