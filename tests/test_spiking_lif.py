@@ -27,13 +27,14 @@ from ctattn.core.problem import AttentionSpec, InputError, random_tokens, random
 #: ``lif`` defaults.
 ACCEPTANCE = {k: v for k, v in LIF_DEFAULTS.items() if k.endswith("_per_unit")}
 
-#: Error threshold of the acceptance run, fixed a priori (not from a run of this seed): the
-#: readout's mean rate per cell on the standard problem is ~1 Hz (its a-priori range is ~75x
-#: its largest value), so 400 cells x 200 ms count ~80 events per output and Poisson counting
-#: alone predicts ~1/sqrt(80) = 11% per output; the L5 stage (100 cells, bursts at a few Hz)
-#: adds about as much again, so ~15-20% is expected and 35% leaves a margin of ~2x. A wiring,
-#: sign or calibration error gives >= 100% (the reference's own norm).
-ACCEPTANCE_ERROR = 0.35
+#: Error model of the acceptance run, fixed before any run of it: the readout's Poisson counting
+#: noise ``bound`` (reported by the run from its own counts, no reference), the same again from
+#: the L5 / TRN stage upstream (bursts of 100 cells at a few Hz count about as few events per
+#: value as the readout's 400 cells at ~1 Hz), and a systematic allowance of 10% (onset and
+#: relu rectification, ~5% per product stage measured on single stages), with a 1.4x margin:
+#: ``error <= 1.4 sqrt(2 bound^2 + 0.1^2)``. A wiring, sign or calibration error gives >= 100%.
+BIAS_ALLOWANCE = 0.10
+MARGIN = 1.4
 
 
 def _standard(variant="linear"):
@@ -50,10 +51,12 @@ def test_standard_problem_acceptance():
     info = result.info
     error = relative_error(result.Y, Y_ref)
     print(
-        f"lif: error {error:.4f}, {info['n_neurons']} neurons ({info['n_interneurons']} interneurons), "
+        f"lif: error {error:.4f}, shot-noise bound {info['shot_noise_bound']:.4f}, {info['n_neurons']} neurons ({info['n_interneurons']} interneurons), "
         f"wall {info['wall_s']:.1f} s, compile {info['compile_s']:.1f} s, calibration {info['calibration_s']:.1f} s"
     )
-    assert error <= ACCEPTANCE_ERROR, error
+    limit = MARGIN * np.sqrt(2 * info["shot_noise_bound"] ** 2 + BIAS_ALLOWANCE**2)
+    assert info["shot_noise_bound"] < 0.25, info["shot_noise_bound"]  # the readout counts enough
+    assert error <= limit, (error, limit)
     assert info["neuron"] == "lif" and info["saturated_fraction"] <= 1e-3
     for name, peak in info["peak_rate_hz"].items():
         assert 0 < peak <= RATE_CAP_HZ["inhibitory" if name in info["inhibitory"] else "excitatory"], name
@@ -140,3 +143,32 @@ def test_heterogeneity_is_stratified_within_every_unit():
         bins = np.floor((x - lo) / (hi - lo) * 50).astype(int)
         for row in bins:  # one cell per 1/50 quantile bin in every unit
             assert sorted(row) == list(range(50))
+
+
+def test_lif_runs_repeat_across_processes():
+    """One master seed, one run, whatever Python's string hashing (a cell's two noises are
+    drawn in a fixed order: ``ctattn.models.lif.simulate.deterministic_noise_order``)."""
+    import os
+    import subprocess
+    import sys
+
+    code = (
+        "import numpy as np\n"
+        "from ctattn.circuits.backends import get_backend\n"
+        "from ctattn.circuits.build import circuit_for\n"
+        "from ctattn.core.problem import AttentionSpec, random_tokens, random_weights\n"
+        "W = random_weights(3, n_heads=1, d_model=3, d_k=2, d_v=2); T = random_tokens(3, 2, 3)\n"
+        "r = get_backend('spiking').run(circuit_for(W, T, AttentionSpec()), T, neuron='lif', seed=1,\n"
+        "    neurons_per_unit=10, inhibitory_per_unit=5, readout_per_unit=10, window_ms=20, settle_ms=20,\n"
+        "    allow_saturation=True)\n"
+        "print(repr(sum(float(np.sum(v)) for v in r.window_rates.values())))\n"
+    )
+    out = []
+    for hash_seed in ("1", "2"):
+        env = {**os.environ, "PYTHONHASHSEED": hash_seed}
+        run = subprocess.run(
+            [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300
+        )
+        assert run.returncode == 0, run.stderr[-2000:]
+        out.append(run.stdout.strip().splitlines()[-1])
+    assert out[0] == out[1]

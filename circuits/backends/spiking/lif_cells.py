@@ -60,6 +60,7 @@ from ctattn.circuits.backends.spiking.lif_tables import (
     lif_model,
 )
 from ctattn.circuits.description import Circuit, Population
+from ctattn.models.lif.simulate import deterministic_noise_order
 from ctattn.models.spiking import SITES, adaptive
 
 from ctattn.core.problem import InputError, Tokens
@@ -262,6 +263,7 @@ class LifDrive:
         the monitor of the readout events of the first :data:`SPIKE_CELLS` cells per unit."""
         kind = cell_type(plan.members[0])
         model = lif_model(kind)
+        deterministic_noise_order()  # a pyramid has two noises: draw them in a fixed order
         n_of = self.n_of
         unit_of_cell = np.concatenate(
             [np.repeat(np.arange(p.size) + plan.offsets[p.name], n_of[p.name]) for p in plan.members]
