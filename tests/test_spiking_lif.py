@@ -134,6 +134,8 @@ def test_cells_per_unit_options_are_lif_only():
         get_backend("spiking").run(circuit, T, neuron="poisson", inhibitory_per_unit=5)
     with pytest.raises(InputError, match="readout_per_unit"):
         get_backend("spiking").run(circuit, T, neuron="lif", readout_per_unit=0)
+    with pytest.raises(InputError, match="encoding_ranges"):
+        get_backend("spiking").run(circuit, T, neuron="lif", encoding_ranges={"HO": 1.0})
 
 
 def test_heterogeneity_is_stratified_within_every_unit():

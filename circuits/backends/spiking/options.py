@@ -183,6 +183,10 @@ def _options(options: dict) -> dict:
             raise InputError(f"{name}: expected a positive integer, got {m!r}")
         if m is not None and opts["neuron"] != "lif":
             raise InputError(f"{name}: only the lif neuron model takes it (LNP units cost nothing per cell)")
+    if opts["neuron"] == "lif":
+        for name in ("encoding_ranges", "relay_firing"):  # LNP-only settings: never ignored silently
+            if options.get(name) is not None:
+                raise InputError(f"{name}: not available with the lif neuron model (its drive: lif_cells)")
     layers = opts["cells_per_layer"]
     if layers is not None:
         if opts["neuron"] != "lif" or not isinstance(layers, dict):
