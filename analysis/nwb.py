@@ -40,6 +40,8 @@ def neurons_per_unit(circuit: Circuit, info: dict) -> dict[str, int]:
     cell when a unit has at most the backend's recorded cells, else the first of them)."""
     n = int(info.get("recorded_cells_per_unit", info["neurons_per_unit"]))
     special = {k: int(v) for k, v in (info.get("normalizer_neurons_per_unit") or {}).items()}
+    # lif runs: cells per unit differ by population, so do the recorded ones
+    special.update({k: int(v) for k, v in (info.get("recorded_cells_per_population") or {}).items()})
     return {p.name: special.get(p.name, n) for p in circuit.populations}
 
 

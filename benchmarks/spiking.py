@@ -1,7 +1,15 @@
 """Benchmark of the spiking backend on the standard problem (a script, not a test).
 
-    .venv/bin/python benchmarks/spiking.py [--seeds 2] [--target cython] [--neuron poisson]
+    .venv/bin/python benchmarks/spiking.py [--seeds 2] [--target cython] [--neuron poisson|lif]
         [--variants linear,normalized,softmax] [--scales 0.5,1,2,4] [--neurons 1000,3000,10000,30000]
+        [--inhibitory-ratio 0.25] [--readout-ratio 4] [--dt-ms DT] [--window-ms T]
+        [--cells-per-layer L5=1000,TRN=1000,HO=4000]
+
+``--neuron lif`` (linear variant only): ``neurons_per_unit`` principal cells per unit, and
+``inhibitory-ratio`` x as many per Dale interneuron unit, ``readout-ratio`` x as many per
+readout unit (the first table uses the first ``--neurons`` value, and ``--cells-per-layer``
+overrides by layer); the time of the model-only
+calibration (0 when the tables come from the package or the cache) is printed apart.
 
 Prints three markdown tables:
 
@@ -34,6 +42,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 from ctattn.analysis.reference import multihead_attention  # noqa: E402
 from ctattn.circuits.backends import get_backend  # noqa: E402
 from ctattn.circuits.backends.spiking import DEFAULTS, RATE_CAP_HZ  # noqa: E402
+from ctattn.circuits.backends.spiking.options import LIF_DEFAULTS  # noqa: E402
 from ctattn.circuits.build import circuit_for  # noqa: E402
 
 from ctattn.core.problem import AttentionSpec, AttentionWeights, random_tokens, random_weights  # noqa: E402
@@ -85,6 +94,7 @@ def replicate(circuit, tokens, Y_ref, seeds, **options) -> dict:
         spikes_per_output=float(np.mean([i["spikes_per_output"] for i in info])),
         wall=float(np.mean([i["wall_s"] for i in info])),
         compile=float(np.mean([i["compile_s"] for i in info])),
+        calibration=float(sum(i.get("calibration_s", 0.0) for i in info)),
     )
 
 
@@ -96,13 +106,35 @@ def main(argv=None) -> int:
     p.add_argument("--variants", default="linear,normalized,softmax")
     p.add_argument("--scales", default="0.5,1,2,4")
     p.add_argument("--neurons", default="1000,3000,10000,30000")
+    p.add_argument("--inhibitory-ratio", type=float, default=0.25)
+    p.add_argument("--readout-ratio", type=float, default=4.0)
+    p.add_argument("--dt-ms", type=float, default=None)
+    p.add_argument("--window-ms", type=float, default=None)
+    p.add_argument("--cells-per-layer", default=None, help="lif: e.g. L5=1000,TRN=1000,HO=4000")
     args = p.parse_args(argv)
     seeds = tuple(range(args.seeds))
-    options = dict(target=args.target, neuron=args.neuron)
+    options = dict(target=args.target, neuron=args.neuron, dt_ms=args.dt_ms, window_ms=args.window_ms)
+    sizes = [int(x) for x in args.neurons.split(",") if x]  # empty: no error-vs-neurons table
+
+    def cells(n: int) -> dict:
+        if args.neuron != "lif":
+            return dict(neurons_per_unit=n) if n else {}
+        return dict(
+            neurons_per_unit=n,
+            inhibitory_per_unit=max(1, int(round(args.inhibitory_ratio * n))),
+            readout_per_unit=max(1, int(round(args.readout_ratio * n))),
+        )
+
+    first = cells(sizes[0] if sizes else LIF_DEFAULTS["neurons_per_unit"]) if args.neuron == "lif" else {}
+    if args.cells_per_layer:
+        layers = dict(item.split("=") for item in args.cells_per_layer.split(","))
+        first["cells_per_layer"] = {k: int(v) for k, v in layers.items()}
     print(f"# spiking benchmark ({platform.machine()}, {os.cpu_count()} cores, target {args.target})")
+    per_unit = first or dict(neurons_per_unit=DEFAULTS["neurons_per_unit"])
+    dt_ms = args.dt_ms or (LIF_DEFAULTS if args.neuron == "lif" else DEFAULTS)["dt_ms"]
     print(
-        f"\nneuron model {args.neuron}, {DEFAULTS['neurons_per_unit']} neurons per unit, "
-        f"window {DEFAULTS['window_ms']:g} ms, caps {RATE_CAP_HZ['excitatory']:g} Hz "
+        f"\nneuron model {args.neuron}, cells per unit {per_unit}, dt {dt_ms:g} ms, "
+        f"window {args.window_ms or DEFAULTS['window_ms']:g} ms, caps {RATE_CAP_HZ['excitatory']:g} Hz "
         f"(excitatory) / {RATE_CAP_HZ['inhibitory']:g} Hz (inhibitory), {len(seeds)} seeds\n"
     )
     print(
@@ -113,7 +145,9 @@ def main(argv=None) -> int:
     for variant in args.variants.split(","):
         for scale in (float(s) for s in args.scales.split(",")):
             circuit, T, Y_ref = standard_problem(variant, scale)
-            r = replicate(circuit, T, Y_ref, seeds, **options)
+            r = replicate(circuit, T, Y_ref, seeds, **options, **first)
+            if r["calibration"] > 0:
+                print(f"(lif calibration run before this row: {r['calibration']:.1f} s)", flush=True)
             print(
                 f"| {variant} | x{scale:g} | {100 * r['error']:.2f}% | {100 * r['bias']:.2f}% | "
                 f"{100 * r['noise']:.2f}% | {100 * r['bound']:.2f}% | {r['peak_exc']:.0f} | "
@@ -122,14 +156,17 @@ def main(argv=None) -> int:
                 f"{r['compile']:.1f} |",
                 flush=True,
             )
-    print("\n| neurons / unit | neurons | error (RMS) | bias | noise | shot-noise bound | wall / run (s) |")
-    print("|---:|---:|---:|---:|---:|---:|---:|")
+    if sizes:
+        print(
+            "\n| neurons / unit | neurons | error (RMS) | bias | noise | shot-noise bound | wall / run (s) | compile (s) |"
+        )
+        print("|---:|---:|---:|---:|---:|---:|---:|---:|")
     circuit, T, Y_ref = standard_problem("linear", 1.0)
-    for n in (int(x) for x in args.neurons.split(",")):
-        r = replicate(circuit, T, Y_ref, seeds, neurons_per_unit=n, **options)
+    for n in sizes:
+        r = replicate(circuit, T, Y_ref, seeds, **cells(n), **options)
         print(
             f"| {n} | {r['neurons'] / 1e6:.2f}M | {100 * r['error']:.2f}% | {100 * r['bias']:.2f}% | "
-            f"{100 * r['noise']:.2f}% | {100 * r['bound']:.2f}% | {r['wall']:.1f} |",
+            f"{100 * r['noise']:.2f}% | {100 * r['bound']:.2f}% | {r['wall']:.1f} | {r['compile']:.1f} |",
             flush=True,
         )
     print("\nMeasured elsewhere (not run by this script; quoted from issue 10):\n")

@@ -194,7 +194,7 @@ def problem_dims(weights: AttentionWeights, tokens: Tokens) -> dict:
     )
 
 
-_INT_OPTIONS = ("neurons_per_unit", "seed", "normalizer_neurons")
+_INT_OPTIONS = ("neurons_per_unit", "seed", "normalizer_neurons", "inhibitory_per_unit", "readout_per_unit")
 _BOOL_OPTIONS = ("progress", "record_spikes")
 
 

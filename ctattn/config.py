@@ -89,7 +89,10 @@ KEYS: dict[str, Key] = {
     "target": Key("str", None, choices=("numpy", "cython", "standalone"), backends=_BRIAN2),
     # multiplies the scale of the random weights W_Q, W_K, W_V, W_O (not of biases or weight files)
     "weight_scale": Key("float", 1.0, lo=1e-300, hi=1e300),
-    "neuron": Key("str", None, choices=("poisson",), backends=("spiking",)),
+    "neuron": Key("str", None, choices=("poisson", "lif"), backends=("spiking",)),
+    # lif: cells per unit of the inhibitory (Dale, pool) and of the readout populations
+    "inhibitory_per_unit": Key("int", None, lo=1, hi=100_000, backends=("spiking",)),
+    "readout_per_unit": Key("int", None, lo=1, hi=100_000, backends=("spiking",)),
     "allow_saturation": Key("bool", None, backends=("spiking",)),
 }
 #: Targets per backend (the rate backend has no C++ standalone build).

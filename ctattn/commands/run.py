@@ -119,9 +119,10 @@ def add_problem_arguments(p) -> None:
     )
     p.add_argument(
         "--neuron",
-        choices=["poisson"],
+        choices=["poisson", "lif"],
         default=None,
-        help="spiking neuron model (poisson: linear-nonlinear-Poisson units whose rate is the cell law)",
+        help="spiking neuron model (poisson: linear-nonlinear-Poisson units whose rate is the cell law, "
+        "the default; lif: threshold integrate-and-fire cells, linear variant, mask layout)",
     )
     p.add_argument(
         "--allow-saturation",

@@ -7,7 +7,8 @@ potential gates a back-propagation-activated Ca2+ plateau (BAC firing: Larkum, Z
 shunting divider whose shunt acts on the integrating compartment, with spikes initiated in a
 separate one (a shunt on the spiking compartment subtracts: Holt & Koch 1997). Equations in
 :mod:`.cells`; grid runs in :mod:`.simulate`; model-only calibration tables, cached by a
-SHA-256 of the parameters, in :mod:`.calibration`. Not yet used by the spiking backend.
+SHA-256 of the parameters, in :mod:`.calibration`. The spiking backend's ``neuron="lif"``
+(:mod:`ctattn.circuits.backends.spiking.lif_cells`) builds its cells from these types.
 """
 
 from .calibration import TransferTable, cache_dir, calibrate, parameter_hash

@@ -14,7 +14,9 @@ reference: the table depends only on the neuron model, the grid and the calibrat
 
 Results are cached as ``.npz`` in ``$CTATTN_CACHE`` (or ``~/.cache/ctattn/lif``) under the
 SHA-256 of the model's parameters (:func:`parameter_hash`) and the calibration settings; a
-file is written to a temporary name and renamed, so a crash never leaves half a table.
+file is written to a temporary name and renamed, so a crash never leaves half a table. Tables
+shipped with the package (``models/lif/tables/``, same file names) are read when the cache has
+none: a fresh machine needs no calibration run for the spiking backend's settings.
 """
 
 from __future__ import annotations
@@ -31,6 +33,11 @@ from .cells import LifModel
 from .simulate import simulate_grid
 
 __all__ = ["TransferTable", "calibrate", "parameter_hash", "cache_dir"]
+
+
+#: Tables shipped with the package (``scripts/lif_tables.py``), read when the cache has none
+#: under the same key; a model or setting that changed has another key and is recalibrated.
+SHIPPED_TABLES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "tables")
 
 
 def parameter_hash(model: LifModel) -> str:
@@ -164,6 +171,9 @@ def calibrate(
     }
     key = hashlib.sha256(json.dumps(settings, sort_keys=True).encode("utf-8")).hexdigest()
     path = os.path.join(cache_dir(), f"{model.name}-{key[:32]}.npz")
+    shipped = os.path.join(SHIPPED_TABLES, os.path.basename(path))
+    if use_cache and not os.path.exists(path) and os.path.exists(shipped):
+        path = shipped  # a table shipped with the package, under the same key
     if use_cache and os.path.exists(path):
         try:
             table = TransferTable.load(path)
@@ -177,6 +187,7 @@ def calibrate(
     R = run.rates().reshape(mesh[0].shape)
     table = table_from_rates(model.law, key, axes, R)
     if use_cache:
+        path = os.path.join(cache_dir(), os.path.basename(path))
         os.makedirs(cache_dir(), exist_ok=True)
         table.save(path)
     return table

@@ -16,7 +16,26 @@ import numpy as np
 
 from .cells import LifModel, draw_parameters
 
-__all__ = ["PopulationRun", "simulate_grid", "bin_counts", "peak_bin_rate_hz"]
+__all__ = ["PopulationRun", "simulate_grid", "bin_counts", "peak_bin_rate_hz", "deterministic_noise_order"]
+
+
+def deterministic_noise_order() -> None:
+    """Make Brian2 draw the white noises of a cell (``xi_s``, ``xi_a``, ...) in a fixed order.
+
+    Brian2 2.9 returns an equation's stochastic variables as a ``set`` of names and draws one
+    ``randn()`` per variable in that set's iteration order, which depends on Python's string
+    hashing (``PYTHONHASHSEED``): a two-compartment cell run twice from one master seed got its
+    soma and tuft noises swapped between processes. Sorted names restore one master seed, one
+    run. (Only iteration and ``len`` use the property in Brian2.)
+    """
+    from brian2.equations.equations import Equations
+
+    if getattr(Equations, "_ctattn_sorted_noise", False):
+        return
+    Equations.stochastic_variables = property(
+        lambda self: sorted(v for v in self.identifiers if v == "xi" or v.startswith("xi_"))
+    )
+    Equations._ctattn_sorted_noise = True
 
 
 class PopulationRun:
@@ -76,6 +95,7 @@ def simulate_grid(
     v_init = rng.random(n) * 0.9 * model.threshold
     noise_seed = int(rng.integers(1, 2**31 - 1))
 
+    deterministic_noise_order()
     saved_target = b2.prefs.codegen.target
     b2.prefs.codegen.target = target
     try:

@@ -16,7 +16,11 @@ relative to ``||Y_hat||_F`` (a floor: the stages upstream add their own noise);
 readout through the slopes of the cell laws at the run's own decoded rates (linear noise
 approximation, :mod:`.noise`), and ``info["shot_noise_shares"]`` each population's part of it.
 
-**Neurons (``neuron="poisson"``, the only model of this version).** Linear-nonlinear-Poisson
+**Neurons.** ``neuron="lif"``: every unit's ``n`` cells are threshold integrate-and-fire neurons
+(own membrane, threshold, reset, refractory period, noise, heterogeneity; BAC pyramids whose
+burst events carry the product), driven from the unit's filtered synaptic value through tables
+calibrated on the neuron model alone (:mod:`.lif_cells`; linear variant, mask layout).
+``neuron="poisson"`` (the default), linear-nonlinear-Poisson
 units: a cell fires as a Poisson process whose intensity is the cell law of its membrane-
 filtered synaptic input. Not integrate-and-fire neurons: no per-neuron membrane, threshold,
 reset or refractory period. The ``n`` cells of a unit are independent with a shared intensity,
@@ -47,7 +51,7 @@ Settling grows with the circuit's depth (:func:`chain_depth`, :func:`settling_ti
 ``settle_ms`` is given. Lesions act structurally: silenced populations never spike and cut
 projections are absent.
 
-Options (all optional; durations in ms or Brian2 quantities): ``neuron`` (``poisson``),
+Options (all optional; durations in ms or Brian2 quantities): ``neuron`` (``poisson`` | ``lif``),
 ``neurons_per_unit`` (10000), ``window_ms`` (200), ``settle_ms`` (100, or longer for deeper
 circuits), ``write_ms`` (= ``window_ms``), ``tau_ms`` (10), ``tau_syn_ms`` (5), ``dt_ms`` (0.2),
 ``encoding_ranges`` (population -> value at the cap), ``headroom`` (0.8), ``allow_saturation``
@@ -55,14 +59,20 @@ circuits), ``write_ms`` (= ``window_ms``), ``tau_ms`` (10), ``tau_syn_ms`` (5), 
 ``cython`` | ``standalone``), ``seed`` (0; the master seed of every random stream),
 ``progress``, ``record_spikes`` (False: the readout's spikes only; True: every population's, the
 first 50 cells per unit), ``trace_dt_ms`` (record every unit's filtered train ``a``),
-``standalone_dir``.
+``standalone_dir``; ``lif`` only: ``inhibitory_per_unit``, ``readout_per_unit`` (cells per Dale
+interneuron / readout unit), ``cells_per_layer`` (layer -> cells per unit); the ``lif`` defaults differ (:data:`.options.LIF_DEFAULTS`).
 
 ``info`` reports ``neuron``, ``n_neurons`` (interneurons included), ``n_interneurons``,
 ``n_units``, ``n_weights``, ``n_synapses``, ``n_synapses_modelled``, ``inhibitory``,
 ``peak_rate_hz`` / ``mean_rate_hz`` (per population: the highest intensity per neuron over 5 ms
 bins, and spikes per neuron per second), ``saturated_fraction``, ``encoding_range``,
 ``readout_rho_hz``, ``spikes_per_output``, timings (``sim_time_s``, ``compile_s``, ``run_s``,
-``wall_s``, ``realtime_factor``), ``shot_noise_bound`` and the settings.
+``wall_s``, ``realtime_factor``), ``shot_noise_bound`` and the settings. ``lif`` adds
+``cells_per_unit`` (per population), ``n_cell_synapses`` (one drive and one event synapse per
+cell, included in ``n_synapses``), ``calibration_s`` (apart from ``wall_s``) and
+``lif_top_rate_hz``; its ``peak_rate_hz`` and ``mean_rate_hz`` count every spike of the cells
+(5 ms bins of the population's spikes per cell), ``shot_noise_bound`` treats the readout's
+counts as Poisson (an estimate: LIF cells fire more regularly).
 ``result.spikes[population] = (times_s, neuron)`` with ``neuron = unit * m + k`` (``m`` the
 recorded cells per unit).
 """
@@ -90,6 +100,7 @@ from ctattn.circuits.backends.spiking.running import _Progress as _Progress  # t
 #               settling time and the SpikingTiming time course;
 # * encoding -- the a-priori encoding range of every cell and its rate scale rho;
 # * network  -- building: the Brian2 network of one run (_Simulation) and the C++ standalone device;
+# * lif_cells -- neuron="lif": cell types, calibrated drive tables, the cells and their synapses;
 # * running  -- run(): Dale's law, the simulation, saturation check, binned rates, accounting;
 # * decoding -- rates and outputs from spike counts, standard errors, the shot-noise bound.
 # * noise    -- the shot-noise bound propagated through every stage (linear noise approximation).

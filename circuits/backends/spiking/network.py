@@ -16,6 +16,7 @@ import time
 
 import numpy as np
 from ctattn.circuits.backends.brian2_support import GroupPlan, plan_groups, plan_synapses
+from ctattn.circuits.backends.spiking import lif_cells
 from ctattn.circuits.backends.spiking.encoding import encoding_ranges, rate_scales_hz
 from ctattn.circuits.backends.spiking.options import RATE_BIN_S, RATE_CAP_HZ, SpikingTiming
 from ctattn.circuits.description import Circuit
@@ -60,11 +61,17 @@ class _Simulation:
         self.cap = {
             p.name: RATE_CAP_HZ["inhibitory" if p.inhibitory else "excitatory"] for p in circuit.populations
         }
-        self.ranges = encoding_ranges(circuit, tokens, opts["encoding_ranges"])
-        # rho: Hz per neuron at unit value, so that the a-priori largest value sits at a fraction
-        # `headroom` of the cap (the rest absorbs the shot noise of the inputs' spike trains)
-        self.rho = rate_scales_hz(self.ranges, self.cap, opts["headroom"])
-        self.groups: list[GroupPlan] = plan_groups(circuit)
+        self.lif = None
+        if opts["neuron"] == "lif":  # cells, drive tables and ranges: lif_cells
+            self.lif = lif_cells.LifDrive(circuit, tokens, timing.dt, opts)
+            self.n_of, self.ranges, self.rho = self.lif.n_of, self.lif.ranges(), self.lif.rho()
+            self.groups: list[GroupPlan] = plan_groups(circuit, key=lif_cells.group_key)
+        else:
+            self.ranges = encoding_ranges(circuit, tokens, opts["encoding_ranges"])
+            # rho: Hz per neuron at unit value, so that the a-priori largest value sits at a
+            # fraction `headroom` of the cap (the rest absorbs the shot noise of the inputs)
+            self.rho = rate_scales_hz(self.ranges, self.cap, opts["headroom"])
+            self.groups = plan_groups(circuit)
         self.phases = timing.phases(circuit)
         steps = [s for w in self.phases for _, s in w]
         self.total_steps = sum(steps)
@@ -119,20 +126,27 @@ class _Simulation:
 
         self.units, objects = [], []
         self.n_synapses_simulated = 0
+        if self.lif is not None:
+            namespace.update(self.lif.namespace(b2))
         for index, plan in enumerate(self.groups):
             kind = plan.members[0].model.kind
+            if self.lif is not None:
+                equations = lif_cells.unit_equations(plan.members[0], inputs[index])
+            else:
+                equations = unit_equations(plan.members[0].model, inputs[index])
             units = b2.NeuronGroup(
                 plan.size,
-                unit_equations(plan.members[0].model, inputs[index]),
+                equations,
                 method="exponential_euler",
                 namespace=namespace,
                 clock=clock,
                 order=0,
-                events={"spikes": "k > 0"},
+                events=None if self.lif is not None else {"spikes": "k > 0"},
                 name=f"u{index}_{kind}",
             )
             regular = kind == "relay" and self.opts["relay_firing"] == "regular"
-            units.run_regularly(step_code(regular), when="groups", order=1, name=f"u{index}_{kind}_step")
+            step = lif_cells.step_code(plan.members[0]) if self.lif is not None else step_code(regular)
+            units.run_regularly(step, when="groups", order=1, name=f"u{index}_{kind}_step")
             rho = plan.per_unit(lambda p: self.rho[p.name].ravel())
             units.rho = rho * b2.Hz
             units.cap = plan.per_unit(lambda p: np.full(p.size, self.cap[p.name])) * b2.Hz
@@ -142,7 +156,10 @@ class _Simulation:
             units.active = plan.per_unit(lambda p: np.full(p.size, 0.0 if p.silenced else 1.0))
             units.b_basal = plan.per_unit(lambda p: p.bias_basal)
             units.b_apical = plan.per_unit(lambda p: p.bias_apical)
-            if regular:  # the n cells start evenly spread over the cycle, with a random offset
+            if self.lif is not None:
+                self.lif.set_unit_constants(units, plan)
+                objects += self.lif.build_cells(b2, units, plan, index, clock)
+            elif regular:  # the n cells start evenly spread over the cycle, with a random offset
                 units.acc = rng_for(self.opts["seed"], "relay_phases").random(plan.size)
             self.units.append(units)
             objects.append(units)
@@ -175,7 +192,7 @@ class _Simulation:
         self._spike_group_monitors = {}
         for k, plan in enumerate(self.groups):
             wanted = [p for p in plan.members if self.opts["record_spikes"] or p.name == circuit.readout]
-            if not wanted:
+            if not wanted or self.lif is not None:  # lif: the cells' own monitors (build_cells)
                 continue
             mon = b2.EventMonitor(self.units[k], "spikes", variables=["k"], name=f"spikemon{k}")
             self._spike_group_monitors[k] = mon
@@ -302,6 +319,8 @@ class _Simulation:
                 t, a = np.asarray(mon.t), np.asarray(mon.a)
                 for pop in plan.members:
                     traces[pop.name] = (t, a[plan.slice(pop.name)].T.reshape((-1,) + pop.shape))
+        if self.lif is not None:
+            return counts, intensities, traces, self.lif.collect_spikes()
         spikes = {}
         rng = rng_for(self.opts["seed"], "spike_identities")  # its own stream: Y never depends on it
         for name, (mon, sl) in self.spike_monitors.items():

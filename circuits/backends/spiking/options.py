@@ -30,7 +30,14 @@ SATURATION_LIMIT = 1e-3
 #: Width of the bins over which ``peak_rate_hz`` and ``mean_rate_hz`` are measured.
 RATE_BIN_S = 5e-3
 
-NEURON_MODELS = ("poisson",)
+NEURON_MODELS = ("poisson", "lif")
+
+#: Defaults of the ``lif`` model where they differ (threshold cells cost a membrane, a noise draw
+#: and two synapses each per step; LNP units cost nothing per cell): 100 cells per principal
+#: unit, 25 per Dale interneuron unit (interneurons are ~77% of the units and fire up to 2x
+#: faster), 400 per readout unit (32 units; the readout's counting noise dominates), and a
+#: 0.5 ms step (2.2x faster than 0.2 ms; the calibration tables are made at the run's step).
+LIF_DEFAULTS = dict(neurons_per_unit=100, inhibitory_per_unit=25, readout_per_unit=400, dt_ms=0.5)
 
 #: Systematic error allowed per output (``linear`` variant), as a fraction of ``RMS(Y_ref)``;
 #: the tests add it to the statistical tolerance (:mod:`ctattn.analysis.statistics`). Its parts:
@@ -75,6 +82,9 @@ DEFAULTS = dict(
     trace_dt_ms=None,
     standalone_dir=None,
     relay_firing="poisson",
+    inhibitory_per_unit=None,
+    readout_per_unit=None,
+    cells_per_layer=None,
 )
 _DURATIONS = ("window_ms", "settle_ms", "write_ms", "tau_ms", "tau_syn_ms", "dt_ms", "trace_dt_ms")
 
@@ -163,6 +173,29 @@ def _options(options: dict) -> dict:
     opts = {**DEFAULTS, **{k: v for k, v in options.items() if v is not None}}
     # settle_ms not given: DEFAULTS' 100 ms or more, as deep as the circuit needs (run())
     opts["settle_auto"] = options.get("settle_ms") is None
+    if opts["neuron"] == "lif":  # the lif model's own defaults, where not given
+        for name, value in LIF_DEFAULTS.items():
+            if options.get(name) is None:
+                opts[name] = value
+    for name in ("inhibitory_per_unit", "readout_per_unit"):
+        m = opts[name]
+        if m is not None and (isinstance(m, bool) or not isinstance(m, (int, np.integer)) or m < 1):
+            raise InputError(f"{name}: expected a positive integer, got {m!r}")
+        if m is not None and opts["neuron"] != "lif":
+            raise InputError(f"{name}: only the lif neuron model takes it (LNP units cost nothing per cell)")
+    if opts["neuron"] == "lif":
+        for name in ("encoding_ranges", "relay_firing"):  # LNP-only settings: never ignored silently
+            if options.get(name) is not None:
+                raise InputError(f"{name}: not available with the lif neuron model (its drive: lif_cells)")
+    layers = opts["cells_per_layer"]
+    if layers is not None:
+        if opts["neuron"] != "lif" or not isinstance(layers, dict):
+            raise InputError(
+                "cells_per_layer: a mapping layer -> cells per unit, for the lif neuron model only"
+            )
+        for k, m in layers.items():
+            if isinstance(m, bool) or not isinstance(m, (int, np.integer)) or m < 1:
+                raise InputError(f"cells_per_layer[{k!r}]: expected a positive integer, got {m!r}")
     n = opts["neurons_per_unit"]
     if isinstance(n, bool) or not isinstance(n, (int, np.integer, float)) or int(n) != n or n < 1:
         raise InputError(f"neurons_per_unit: expected a positive integer, got {n!r}")

@@ -16,6 +16,7 @@ import numpy as np
 from ctattn.circuits.backends.brian2_support import brian2_target
 from ctattn.circuits.backends.result import SimulationResult
 from ctattn.circuits.backends.spiking.decoding import _decode, _readout_standard_errors, _shot_noise_bound
+from ctattn.circuits.backends.spiking.lif_cells import CELL_DELAY_MS
 from ctattn.circuits.backends.spiking.network import SPIKE_CELLS, _Simulation, _standalone
 from ctattn.circuits.backends.spiking.noise import propagated_standard_errors
 from ctattn.circuits.backends.spiking.options import (
@@ -46,7 +47,8 @@ def run(circuit: Circuit, tokens: Tokens, **options) -> SimulationResult:
         opts["settle_ms"] = 1e3 * settling_time(
             chain_depth(circuit),
             opts["tau_syn_ms"] * 1e-3,
-            opts["tau_ms"] * 1e-3,
+            # lif: each stage's cells add their own response delay to the dendritic filter
+            (opts["tau_ms"] + (CELL_DELAY_MS if opts["neuron"] == "lif" else 0.0)) * 1e-3,
             opts["window_ms"] * 1e-3,
             opts["dt_ms"] * 1e-3,
             minimum=opts["settle_ms"] * 1e-3,
@@ -88,18 +90,23 @@ def run(circuit: Circuit, tokens: Tokens, **options) -> SimulationResult:
     readout = circuit.population(circuit.readout)
     counts_per_rate = sim.n_of[readout.name] * sim.rho[readout.name] * timing.window
     bound = _shot_noise_bound(_readout_standard_errors(circuit, window_rates, counts_per_rate), Y)
-    se_all, noise_shares = propagated_standard_errors(
-        circuit,
-        window_rates,
-        {
-            p.name: sim.n_of[p.name] * np.asarray(sim.rho[p.name], float) * timing.window
-            for p in circuit.populations
-        },
-        noiseless=[p.name for p in circuit.populations if p.model.kind == "relay"]
-        if opts["relay_firing"] == "regular"
-        else [],
-    )
-    peak, mean = _binned_rates(circuit, sim, counts, intensities)
+    # The propagated bound assumes Poisson counting in every stage: poisson cells only (LIF
+    # relays fire nearly regularly and bursts are thinned events: their counting noise differs).
+    se_all, noise_shares = (None, {})
+    if not sim.lif:
+        se_all, noise_shares = propagated_standard_errors(
+            circuit,
+            window_rates,
+            {
+                p.name: sim.n_of[p.name] * np.asarray(sim.rho[p.name], float) * timing.window
+                for p in circuit.populations
+            },
+            noiseless=[p.name for p in circuit.populations if p.model.kind == "relay"]
+            if opts["relay_firing"] == "regular"
+            else [],
+        )
+    # lif: the cap and the mean concern every spike (the count holds a pyramid's bursts only)
+    peak, mean = _binned_rates(circuit, sim, intensities if sim.lif else counts, intensities)
     n_spikes = int(sum(c[-1].sum() for c in counts))
     n_outputs = int(np.isfinite(Y).sum())
     info = dict(
@@ -110,7 +117,7 @@ def run(circuit: Circuit, tokens: Tokens, **options) -> SimulationResult:
         n_interneurons=int(sum(p.size * sim.n_of[p.name] for p in circuit.populations if p.inhibitory)),
         n_units=circuit.n_neurons,
         n_weights=circuit.n_synapses,
-        n_synapses=sim.n_synapses_simulated,
+        n_synapses=sim.n_synapses_simulated + (sim.lif.n_cell_synapses if sim.lif else 0),
         n_synapses_modelled=_modelled_synapses(circuit, sim.n_of),
         inhibitory=[p.name for p in circuit.populations if p.inhibitory],
         dale=opts["dale"],
@@ -138,11 +145,14 @@ def run(circuit: Circuit, tokens: Tokens, **options) -> SimulationResult:
         compile_s=compile_s,
         realtime_factor=run_s / sim.duration,
         shot_noise_bound=bound,
-        shot_noise_bound_propagated=_shot_noise_bound(se_all, Y),
+        shot_noise_bound_propagated=None if se_all is None else _shot_noise_bound(se_all, Y),
         shot_noise_shares={k: round(v, 4) for k, v in noise_shares.items() if v >= 5e-4},
         seed=int(opts["seed"]),
     )
-    info["wall_s"] = time.perf_counter() - start - compile_s
+    if sim.lif:
+        info.update(sim.lif.info())
+    # wall time of the run: compilation and (lif) the model-only calibration reported apart
+    info["wall_s"] = time.perf_counter() - start - compile_s - info.get("calibration_s", 0.0)
     return SimulationResult(
         Y=Y, window_rates=window_rates, info=info, spikes=spikes, traces=traces, circuit=circuit
     )
@@ -169,7 +179,8 @@ def _binned_rates(circuit: Circuit, sim: _Simulation, counts, intensities):
         for pop in plan.members:
             sl = plan.slice(pop.name)
             peak[pop.name] = float(lam_bins[:, sl].max()) if lam_bins.size else 0.0
-            mean[pop.name] = float(c[-1, sl].sum() / (pop.size * sim.n_of[pop.name] * sim.duration))
+            per_cell = 1 if sim.lif else sim.n_of[pop.name]  # lif: intensity is spikes per cell
+            mean[pop.name] = float(c[-1, sl].sum() / (pop.size * per_cell * sim.duration))
     return peak, mean
 
 

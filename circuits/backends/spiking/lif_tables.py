@@ -1,0 +1,107 @@
+r"""Drive tables of the ``lif`` cells: model-only calibration, inverse look-ups, compartment bounds.
+
+:func:`calibrated_tables` runs (or reads from the cache or the package) the calibration of every
+cell type at the run's step (:func:`ctattn.models.lif.calibrate`: one population of the model
+alone over an input grid; tables keyed by a SHA-256 of the parameters); :func:`inverse_lut`
+samples ``F^{-1}`` (``G^{-1}``) on a uniform grid for Brian2 ``TimedArray`` look-ups;
+:func:`compartment_bounds` splits each population's a-priori rate bound into the bounds of its
+basal transfer ``f`` and apical gain ``g`` (:mod:`ctattn.circuits.bounds`). Nothing here reads
+a circuit's solution, the ideal backend or the reference. The drive itself is documented in
+:mod:`.lif_cells`.
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+from ctattn.circuits.bounds import _input_bound, rate_bounds
+from ctattn.circuits.description import Circuit
+from ctattn.models.lif import calibrate, get_model
+
+from ctattn.core.problem import Tokens
+
+__all__ = [
+    "GRIDS",
+    "TOP_INPUT",
+    "CALIBRATION",
+    "TUFT_SIGMA",
+    "lif_model",
+    "calibrated_tables",
+    "inverse_lut",
+    "compartment_bounds",
+]
+
+#: Calibration grids per cell type (input -> axis); they extend below the operating ranges of
+#: :data:`ctattn.models.lif.MODELS` down to silence, because a unit's value may be 0.
+GRIDS = {
+    "relay": {"I": np.round(np.arange(-1.0, 4.0001, 0.05), 6)},
+    "interneuron": {"I": np.round(np.arange(-1.0, 4.5001, 0.05), 6)},
+    "pyramidal": {
+        "I_b": np.round(np.arange(-0.5, 2.0001, 0.05), 6),
+        "I_a": np.round(np.arange(-0.2, 1.0001, 0.1), 6),
+    },
+}
+#: Input at the top of each type's operating range (pyramid: the basal input; the apical top is
+#: the grid's end, where G = 1): relay ~115 Hz, interneuron ~250 Hz, pyramid bursts ~45 Hz.
+TOP_INPUT = {"relay": 3.6, "interneuron": 4.0, "pyramidal": 1.9}
+#: Calibration run: cells per grid point and duration (s); the seed is fixed (a property of the
+#: neuron model, not of a run), so one cached table serves every run at a given dt.
+CALIBRATION = dict(n_per=100, duration=2.0, seed=20260)
+#: Standard deviation of the pyramids' tuft potential noise [choice] (0.05 in the standalone
+#: model): it smooths P(Ca | I_a) near 0, where the circuit's apical values mostly sit (the
+#: a-priori bounds are loose), and a toe there is rectified by a fluctuating apical input.
+TUFT_SIGMA = 0.01
+#: Samples of the inverse look-up tables.
+LUT_SIZE = 4001
+
+
+def lif_model(kind: str):
+    """The cell type's model: :data:`ctattn.models.lif.MODELS`, with the pyramid's tuft noise
+    :data:`TUFT_SIGMA` (the backend's choice)."""
+    model = get_model(kind)
+    return model.with_constants(sigma_a=TUFT_SIGMA) if kind == "pyramidal" else model
+
+
+def calibrated_tables(dt: float, target: str) -> tuple[dict, float]:
+    """Per cell type, its :class:`~ctattn.models.lif.TransferTable` at step ``dt`` (cached), and
+    the seconds spent (0 when every table came from the cache)."""
+    t0 = time.perf_counter()
+    tables = {}
+    for name, grid in GRIDS.items():
+        tables[name] = calibrate(lif_model(name), grid, dt=dt, target=target, **CALIBRATION)
+    return tables, time.perf_counter() - t0
+
+
+def compartment_bounds(circuit: Circuit, tokens: Tokens) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Per non-relay population, the a-priori bounds ``(B_b, B_a)`` of ``f(I_b + b_b)`` and
+    ``g(I_a + b_a)`` (``B_a = 1`` without an apical compartment); their product is the
+    population's rate bound of :func:`ctattn.circuits.bounds.rate_bounds`."""
+    bounds = rate_bounds(circuit, tokens)
+    out = {}
+    for pop in circuit.populations:
+        if pop.model.kind == "relay":
+            out[pop.name] = (bounds[pop.name], np.ones(pop.shape))
+            continue
+        b_b = 0.0 if pop.bias_basal is None else pop.bias_basal
+        b_a = 0.0 if pop.bias_apical is None else pop.bias_apical
+        B_b = np.maximum(pop.model.transfer(_input_bound(circuit, pop, bounds, "basal") + b_b), 0.0)
+        B_a = np.ones(pop.shape)
+        if pop.model.gain is not None:
+            B_a = np.maximum(pop.model.gain(_input_bound(circuit, pop, bounds, "apical") + b_a), 0.0)
+        if pop.silenced:
+            B_b = np.zeros(pop.shape)
+        out[pop.name] = (B_b, B_a)
+    return out
+
+
+def inverse_lut(axis: np.ndarray, values: np.ndarray, top: float) -> tuple[np.ndarray, float]:
+    """``x(y)`` sampled at ``LUT_SIZE`` points of ``y`` in ``[0, top]``, and the sample step."""
+    values = np.maximum.accumulate(values)
+    # rate 0 maps to the largest input still silent in the calibration, not to the grid's start
+    first = max(int(np.searchsorted(values, 0.0, side="right")) - 1, 0)
+    v, idx = np.unique(values[first:], return_index=True)
+    idx = idx + first
+    v[0] = 0.0
+    y = np.linspace(0.0, top, LUT_SIZE)
+    return np.interp(y, v, axis[idx]), top / (LUT_SIZE - 1)

@@ -1,0 +1,176 @@
+"""The spiking backend's ``lif`` neuron model (threshold integrate-and-fire cells).
+
+* The acceptance run on the standard problem (4 heads, 8 tokens, d_model 16, d_k = d_v = 4,
+  relu, linear, seed 0, numpy target), in the default test run: error threshold, rate caps,
+  saturation, accounting.
+* Small circuits: reproducibility from the master seed, cells per unit, what ``lif`` refuses.
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from ctattn.analysis.metrics import relative_error
+from ctattn.analysis.reference import multihead_attention
+from ctattn.circuits.backends import get_backend
+from ctattn.circuits.backends.spiking import RATE_CAP_HZ
+from ctattn.circuits.backends.spiking.lif_cells import draw_heterogeneity
+from ctattn.circuits.backends.spiking.options import LIF_DEFAULTS
+from ctattn.circuits.build import circuit_for
+from ctattn.circuits.dale import apply_dale
+
+from ctattn.core.problem import AttentionSpec, InputError, random_tokens, random_weights
+
+#: The acceptance run's cells per unit (principal cells, Dale interneurons, readout): the
+#: ``lif`` defaults.
+ACCEPTANCE = {k: v for k, v in LIF_DEFAULTS.items() if k.endswith("_per_unit")}
+
+#: Error model of the acceptance run, fixed before any run of it: the readout's Poisson counting
+#: noise ``bound`` (reported by the run from its own counts, no reference), the same again from
+#: the L5 / TRN stage upstream (bursts of 100 cells at a few Hz count about as few events per
+#: value as the readout's 400 cells at ~1 Hz), and a systematic allowance of 10% (onset and
+#: relu rectification, ~5% per product stage measured on single stages), with a 1.4x margin:
+#: ``error <= 1.4 sqrt(2 bound^2 + 0.1^2)``. A wiring, sign or calibration error gives >= 100%.
+BIAS_ALLOWANCE = 0.10
+MARGIN = 1.4
+
+
+def _standard(variant="linear"):
+    W = random_weights(0, n_heads=4, d_model=16, d_k=4, d_v=4)
+    T = random_tokens(0, 8, 16)
+    spec = AttentionSpec(variant=variant, phi="relu")
+    Y_ref = multihead_attention(T.X, **W.arrays(), **spec.reference_kwargs(W))
+    return circuit_for(W, T, spec), T, Y_ref
+
+
+def test_standard_problem_acceptance():
+    circuit, T, Y_ref = _standard()
+    result = get_backend("spiking").run(circuit, T, neuron="lif", seed=0)  # the lif defaults
+    info = result.info
+    error = relative_error(result.Y, Y_ref)
+    print(
+        f"lif: error {error:.4f}, shot-noise bound {info['shot_noise_bound']:.4f}, {info['n_neurons']} neurons ({info['n_interneurons']} interneurons), "
+        f"wall {info['wall_s']:.1f} s, compile {info['compile_s']:.1f} s, calibration {info['calibration_s']:.1f} s"
+    )
+    limit = MARGIN * np.sqrt(2 * info["shot_noise_bound"] ** 2 + BIAS_ALLOWANCE**2)
+    assert info["shot_noise_bound"] < 0.25, info["shot_noise_bound"]  # the readout counts enough
+    assert error <= limit, (error, limit)
+    assert info["neuron"] == "lif" and info["saturated_fraction"] <= 1e-3
+    for name, peak in info["peak_rate_hz"].items():
+        assert 0 < peak <= RATE_CAP_HZ["inhibitory" if name in info["inhibitory"] else "excitatory"], name
+    dale = apply_dale(circuit)
+    expected = sum(
+        p.size
+        * (
+            ACCEPTANCE["readout_per_unit"]
+            if p.name == dale.readout
+            else ACCEPTANCE["inhibitory_per_unit"]
+            if p.inhibitory
+            else ACCEPTANCE["neurons_per_unit"]
+        )
+        for p in dale.populations
+    )
+    assert info["n_neurons"] == expected
+    assert info["n_interneurons"] == sum(
+        p.size * ACCEPTANCE["inhibitory_per_unit"] for p in dale.populations if p.inhibitory
+    )
+    # synapses simulated: rate-level weights plus one drive and one event synapse per cell
+    assert info["n_synapses"] == info["n_weights"] + 2 * info["n_neurons"]
+    assert set(info["mean_rate_hz"]) == {p.name for p in dale.populations}
+    json.dumps(info)
+
+
+def _small(variant="linear", layout="mask"):
+    W = random_weights(3, n_heads=1, d_model=3, d_k=2, d_v=2)
+    T = random_tokens(3, 2, 3)
+    return circuit_for(W, T, AttentionSpec(variant=variant, layout=layout)), T
+
+
+def test_lif_runs_are_reproducible_from_the_master_seed():
+    circuit, T = _small()
+    run = lambda seed: get_backend("spiking").run(  # noqa: E731
+        circuit,
+        T,
+        neuron="lif",
+        seed=seed,
+        neurons_per_unit=10,
+        inhibitory_per_unit=5,
+        readout_per_unit=10,
+        window_ms=20,
+        settle_ms=20,
+        allow_saturation=True,
+    )
+    a, b, c = run(1), run(1), run(2)
+    spikes = get_backend("spiking").run(
+        circuit, T, neuron="lif", seed=1, neurons_per_unit=10, inhibitory_per_unit=5, readout_per_unit=10,
+        window_ms=20, settle_ms=20, allow_saturation=True, record_spikes=True,
+    )  # fmt: skip
+    recorded = spikes.info["recorded_cells_per_population"]
+    for pop in apply_dale(circuit).populations:  # every population, cells 0..m-1 of each unit
+        t, i = spikes.spikes[pop.name]
+        assert np.all((i >= 0) & (i < pop.size * recorded[pop.name])) and np.all(t >= 0)
+    assert np.array_equal(spikes.Y, a.Y, equal_nan=True)  # recording changes no random number
+    rates = lambda r: np.concatenate([np.ravel(v) for v in r.window_rates.values()])  # noqa: E731
+    assert np.array_equal(a.Y, b.Y, equal_nan=True) and np.array_equal(rates(a), rates(b))
+    assert not np.array_equal(rates(a), rates(c))
+    assert a.info["neuron"] == "lif" and a.info["cells_per_unit"][circuit.readout] == 10
+    assert a.info["dt_ms"] == LIF_DEFAULTS["dt_ms"]
+
+
+@pytest.mark.parametrize(
+    "variant, layout, population", [("softmax", "mask", "L5"), ("linear", "memory", "L23")]
+)
+def test_lif_refuses_cells_it_has_no_version_of(variant, layout, population):
+    circuit, T = _small(variant, layout)
+    with pytest.raises(InputError, match=f"neuron: 'lif'.*{population}"):
+        get_backend("spiking").run(circuit, T, neuron="lif", window_ms=20, settle_ms=20)
+
+
+def test_cells_per_unit_options_are_lif_only():
+    circuit, T = _small()
+    with pytest.raises(InputError, match="inhibitory_per_unit"):
+        get_backend("spiking").run(circuit, T, neuron="poisson", inhibitory_per_unit=5)
+    with pytest.raises(InputError, match="readout_per_unit"):
+        get_backend("spiking").run(circuit, T, neuron="lif", readout_per_unit=0)
+    with pytest.raises(InputError, match="encoding_ranges"):
+        get_backend("spiking").run(circuit, T, neuron="lif", encoding_ranges={"HO": 1.0})
+
+
+def test_heterogeneity_is_stratified_within_every_unit():
+    params = draw_heterogeneity("pyramidal", 3, 50, np.random.default_rng(0))
+    for name, (lo, hi) in (("b", (-0.5, 0.5)), ("theta_ca", (0.3, 1.3))):
+        x = params[name].reshape(3, 50)
+        bins = np.floor((x - lo) / (hi - lo) * 50).astype(int)
+        for row in bins:  # one cell per 1/50 quantile bin in every unit
+            assert sorted(row) == list(range(50))
+
+
+def test_lif_runs_repeat_across_processes():
+    """One master seed, one run, whatever Python's string hashing (a cell's two noises are
+    drawn in a fixed order: ``ctattn.models.lif.simulate.deterministic_noise_order``)."""
+    import os
+    import subprocess
+    import sys
+
+    code = (
+        "import numpy as np\n"
+        "from ctattn.circuits.backends import get_backend\n"
+        "from ctattn.circuits.build import circuit_for\n"
+        "from ctattn.core.problem import AttentionSpec, random_tokens, random_weights\n"
+        "W = random_weights(3, n_heads=1, d_model=3, d_k=2, d_v=2); T = random_tokens(3, 2, 3)\n"
+        "r = get_backend('spiking').run(circuit_for(W, T, AttentionSpec()), T, neuron='lif', seed=1,\n"
+        "    neurons_per_unit=10, inhibitory_per_unit=5, readout_per_unit=10, window_ms=20, settle_ms=20,\n"
+        "    allow_saturation=True)\n"
+        "print(repr(sum(float(np.sum(v)) for v in r.window_rates.values())))\n"
+    )
+    out = []
+    for hash_seed in ("1", "2"):
+        env = {**os.environ, "PYTHONHASHSEED": hash_seed}
+        run = subprocess.run(
+            [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300
+        )
+        assert run.returncode == 0, run.stderr[-2000:]
+        out.append(run.stdout.strip().splitlines()[-1])
+    assert out[0] == out[1]
