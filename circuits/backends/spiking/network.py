@@ -16,6 +16,7 @@ import time
 
 import numpy as np
 from ctattn.circuits.backends.brian2_support import GroupPlan, plan_groups, plan_synapses
+from ctattn.circuits.backends.spiking.coupling import choose_coupling, matrix_inputs, matrix_operation
 from ctattn.circuits.backends.spiking.encoding import encoding_ranges, rate_scales_hz
 from ctattn.circuits.backends.spiking.options import RATE_BIN_S, RATE_CAP_HZ, SpikingTiming
 from ctattn.circuits.description import Circuit
@@ -65,6 +66,7 @@ class _Simulation:
         # `headroom` of the cap (the rest absorbs the shot noise of the inputs' spike trains)
         self.rho = rate_scales_hz(self.ranges, self.cap, opts["headroom"])
         self.groups: list[GroupPlan] = plan_groups(circuit)
+        self.coupling = choose_coupling(circuit, opts["coupling"], opts["target"])  # .coupling
         self.phases = timing.phases(circuit)
         steps = [s for w in self.phases for _, s in w]
         self.total_steps = sum(steps)
@@ -112,10 +114,12 @@ class _Simulation:
             table = np.zeros((1, 1))
         namespace["stimulus_table"] = b2.TimedArray(table, dt=1 * b2.second, name="stimulus_table")
 
-        synapses = plan_synapses(circuit, self.groups)
+        synapses = plan_synapses(circuit, self.groups) if self.coupling == "synapses" else {}
         inputs: list[dict[str, list[str]]] = [dict() for _ in self.groups]
         for (gi, gj, target), _ in synapses.items():
             inputs[gj].setdefault(target, []).append(f"s_{target}_from_{gi}")
+        if self.coupling == "matrix":
+            inputs = matrix_inputs(circuit, self.groups)
 
         self.units, objects = [], []
         self.n_synapses_simulated = 0
@@ -159,6 +163,11 @@ class _Simulation:
             syn.w = w
             self.n_synapses_simulated += len(w)
             objects.append(syn)
+        if self.coupling == "matrix":  # the same sums, in matrix form, where Brian2 sums synapses
+            update = matrix_operation(circuit, self.groups, self.units)
+            objects.append(
+                b2.NetworkOperation(update, clock=clock, when="before_groups", name="matrix_inputs")
+            )
         objects += self._adaptation(clock, namespace)
         # fixed names for clocks and functions keep the generated code, hence Cython's cache, stable
         grid = b2.Clock(self.grid * dt, name="ctattn_grid_clock")

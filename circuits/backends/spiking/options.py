@@ -75,6 +75,7 @@ DEFAULTS = dict(
     trace_dt_ms=None,
     standalone_dir=None,
     relay_firing="poisson",
+    coupling="auto",
 )
 _DURATIONS = ("window_ms", "settle_ms", "write_ms", "tau_ms", "tau_syn_ms", "dt_ms", "trace_dt_ms")
 

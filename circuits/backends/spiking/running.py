@@ -98,7 +98,9 @@ def run(circuit: Circuit, tokens: Tokens, **options) -> SimulationResult:
         n_interneurons=int(sum(p.size * sim.n_of[p.name] for p in circuit.populations if p.inhibitory)),
         n_units=circuit.n_neurons,
         n_weights=circuit.n_synapses,
-        n_synapses=sim.n_synapses_simulated,
+        n_synapses=circuit.n_synapses,  # rate-level synapses simulated, in either coupling
+        coupling=sim.coupling,
+        n_brian2_synapses=sim.n_synapses_simulated,  # of them as Brian2 Synapses (0: matrix)
         n_synapses_modelled=_modelled_synapses(circuit, sim.n_of),
         inhibitory=[p.name for p in circuit.populations if p.inhibitory],
         dale=opts["dale"],
@@ -166,7 +168,7 @@ def _modelled_synapses(circuit: Circuit, n_of: dict[str, int]) -> int:
     for q in circuit.projections:
         if not q.cut:
             pre, post = circuit.population(q.pre), circuit.population(q.post)
-            total += len(q.synapses(pre.shape, post.shape)[2]) * n_of[q.pre] * n_of[q.post]
+            total += q.n_nonzero(pre.shape, post.shape) * n_of[q.pre] * n_of[q.post]
     return total
 
 
