@@ -28,6 +28,8 @@ many of them are Brian2 ``Synapses`` (``n_brian2_synapses``: 0 under ``matrix``)
 
 from __future__ import annotations
 
+import contextlib
+
 import numpy as np
 from ctattn.circuits.backends.brian2_support import GroupPlan
 from ctattn.circuits.description import Circuit
@@ -64,13 +66,47 @@ def matrix_inputs(circuit: Circuit, groups: list[GroupPlan]) -> list[dict[str, l
     return inputs
 
 
+#: A 2-D weight array with at most this share of non-zero entries is applied as a list of its
+#: non-zero entries (Dale's interneurons copy their source one to one: 1 entry in 257).
+SPARSE_BELOW = 0.05
+
+
+def _product(proj, pre_shape: tuple[int, int], n_post_columns: int, n_post_units: int):
+    """``a (C_pre, U_pre) -> W a (n_post_columns * n_post_units,)`` for one projection: the
+    sums of :meth:`Projection.apply <ctattn.circuits.description.Projection.apply>`, with sparse
+    weights as entry lists and converging projections summed over columns first."""
+    W = proj.weight
+    n_pre_columns = pre_shape[0]
+    if W.ndim == 2 and np.count_nonzero(W) <= SPARSE_BELOW * W.size:
+        post_u, pre_u = np.nonzero(W)
+        w = W[post_u, pre_u]
+        if proj.columns == "same":
+            cols = np.arange(n_pre_columns)[:, None]
+            flat = (cols * n_post_units + post_u).ravel()
+            size = n_post_columns * n_post_units
+            return lambda a: np.bincount(flat, weights=(a[:, pre_u] * w).ravel(), minlength=size)
+        if proj.columns == "broadcast":
+            return lambda a: np.tile(
+                np.bincount(post_u, weights=a[0, pre_u] * w, minlength=n_post_units), n_post_columns
+            )
+        return lambda a: np.bincount(post_u, weights=a[:, pre_u].sum(axis=0) * w, minlength=n_post_units)
+    if W.ndim == 2 and proj.columns == "converge":
+        return lambda a: W @ a.sum(axis=0)
+    if W.ndim == 2 and proj.columns == "broadcast":
+        return lambda a: np.tile(W @ a[0], n_post_columns)
+    return lambda a: proj.apply(a, n_post_columns).ravel()
+
+
 def matrix_operation(circuit: Circuit, groups: list[GroupPlan], units: list):
     """A function of no arguments that sets every ``J_<site>`` to ``sum_q W_q a_pre`` from the
-    units' current traces ``a`` (Brian2's state arrays, read and written in place)."""
+    units' current traces ``a`` (Brian2's state arrays, read and written in place).
+
+    Dense broadcast projections onto one site from one group (the per-position query relays
+    and their PV copies, onto each area's L2/3) are stacked into one matrix: one product per
+    step for all of them."""
     where = {p.name: (k, plan) for k, plan in enumerate(groups) for p in plan.members}
     traces = [u.variables["a"].get_value() for u in units]
-    sinks = {}
-    wiring = []
+    sinks, wiring, stacks = {}, [], {}
     for proj in circuit.projections:
         if proj.cut:
             continue
@@ -79,20 +115,56 @@ def matrix_operation(circuit: Circuit, groups: list[GroupPlan], units: list):
         key = (gj, proj.target)
         if key not in sinks:
             sinks[key] = units[gj].variables[f"J_{proj.target}"].get_value()
-        wiring.append(
-            (proj, gi, gpre.slice(pre.name), pre.shape, key, gpost.slice(post.name), post.n_columns)
-        )
+        post_slice = gpost.slice(post.name)
+        W = proj.weight
+        dense = np.count_nonzero(W) > SPARSE_BELOW * W.size
+        if proj.columns == "broadcast" and W.ndim == 2 and pre.n_columns == 1 and dense:
+            stack = stacks.setdefault(
+                (gi, key, post.name), dict(W=[], rows=[], post=(post_slice, post.n_columns))
+            )
+            stack["W"].append(W)
+            stack["rows"].append(np.arange(gpre.slice(pre.name).start, gpre.slice(pre.name).stop))
+            continue
+        product = _product(proj, pre.shape, post.n_columns, post.n_units)
+        wiring.append((product, gi, gpre.slice(pre.name), pre.shape, key, post_slice))
+    stacked = []
+    for (gi, key, _), stack in stacks.items():
+        W, rows = np.concatenate(stack["W"], axis=1), np.concatenate(stack["rows"])
+        post_slice, n_columns = stack["post"]
+        contiguous = bool(np.all(np.diff(rows) == 1))
+        index = slice(rows[0], rows[-1] + 1) if contiguous else rows
+        stacked.append((np.ascontiguousarray(W), gi, index, key, post_slice, n_columns))
 
     def update():
         for sink in sinks.values():
             sink[:] = 0.0
-        for proj, gi, pre_slice, pre_shape, key, post_slice, n_columns in wiring:
+        for W, gi, index, key, post_slice, n_columns in stacked:
+            out = W @ traces[gi][index]
+            sinks[key][post_slice] += np.tile(out, n_columns)
+        for product, gi, pre_slice, pre_shape, key, post_slice in wiring:
             a_pre = traces[gi][pre_slice]
             if not a_pre.any():  # a source that has not fired yet (a later token's relay) adds 0
                 continue
-            sinks[key][post_slice] += proj.apply(a_pre.reshape(pre_shape), n_columns).ravel()
+            sinks[key][post_slice] += product(a_pre.reshape(pre_shape))
 
     return update
+
+
+@contextlib.contextmanager
+def single_threaded_blas(active: bool):
+    """One BLAS thread for the per-step products of the matrix coupling: they are small, and
+    thread synchronisation costs more than their arithmetic (as in the rate backend). Needs
+    ``threadpoolctl`` (the ``transformers`` extra); without it, BLAS keeps its threads."""
+    if not active:
+        yield
+        return
+    try:
+        from threadpoolctl import threadpool_limits
+    except ModuleNotFoundError:
+        yield
+        return
+    with threadpool_limits(limits=1, user_api="blas"):
+        yield
 
 
 def brian2_synapse_count(synapses: dict) -> int:

@@ -16,7 +16,12 @@ import time
 
 import numpy as np
 from ctattn.circuits.backends.brian2_support import GroupPlan, plan_groups, plan_synapses
-from ctattn.circuits.backends.spiking.coupling import choose_coupling, matrix_inputs, matrix_operation
+from ctattn.circuits.backends.spiking.coupling import (
+    choose_coupling,
+    matrix_inputs,
+    matrix_operation,
+    single_threaded_blas,
+)
 from ctattn.circuits.backends.spiking.encoding import encoding_ranges, rate_scales_hz
 from ctattn.circuits.backends.spiking.options import RATE_BIN_S, RATE_CAP_HZ, SpikingTiming
 from ctattn.circuits.description import Circuit
@@ -270,7 +275,8 @@ class _Simulation:
         """
         state = np.random.get_state()
         try:
-            return self._execute(standalone_dir, report)
+            with single_threaded_blas(self.coupling == "matrix"):
+                return self._execute(standalone_dir, report)
         finally:
             np.random.set_state(state)
 
