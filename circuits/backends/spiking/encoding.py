@@ -34,7 +34,7 @@ def encoding_ranges(circuit: Circuit, tokens: Tokens, user: dict | None) -> dict
             f"encoding_ranges: no population {unknown}; the circuit has {sorted(p.name for p in circuit.populations)}"
         )
     ceiling = {p.name: ADAPTATION["ceiling"] for p in circuit.populations if adaptive(p.model)}
-    bounds = rate_bounds(circuit, tokens, gain_ceiling=ceiling)
+    bounds = rate_bounds(circuit, tokens, gain_ceiling=ceiling, gain_sum_ceiling=True)
     out = {}
     for pop in circuit.populations:
         r = np.full(pop.shape, user[pop.name]) if pop.name in user else bounds[pop.name]
