@@ -72,41 +72,54 @@ SPARSE_BELOW = 0.05
 
 
 def _product(proj, pre_shape: tuple[int, int], n_post_columns: int, n_post_units: int):
-    """``a (C_pre, U_pre) -> W a (n_post_columns * n_post_units,)`` for one projection: the
-    sums of :meth:`Projection.apply <ctattn.circuits.description.Projection.apply>`, with sparse
-    weights as entry lists and converging projections summed over columns first."""
+    """``a (C_pre, U_pre) -> W a``, shaped ``(n_post_columns, n_post_units)`` or ``(n_post_units,)``
+    for one value added to every post column (a broadcast projection): the sums of
+    :meth:`Projection.apply <ctattn.circuits.description.Projection.apply>`, with sparse weights
+    as entry lists and converging projections summed over columns first."""
     W = proj.weight
     n_pre_columns = pre_shape[0]
     if W.ndim == 2 and np.count_nonzero(W) <= SPARSE_BELOW * W.size:
         post_u, pre_u = np.nonzero(W)
         w = W[post_u, pre_u]
         if proj.columns == "same":
-            cols = np.arange(n_pre_columns)[:, None]
-            flat = (cols * n_post_units + post_u).ravel()
+            flat = (np.arange(n_pre_columns)[:, None] * n_post_units + post_u).ravel()
             size = n_post_columns * n_post_units
             return lambda a: np.bincount(flat, weights=(a[:, pre_u] * w).ravel(), minlength=size)
         if proj.columns == "broadcast":
-            return lambda a: np.tile(
-                np.bincount(post_u, weights=a[0, pre_u] * w, minlength=n_post_units), n_post_columns
-            )
+            return lambda a: np.bincount(post_u, weights=a[0, pre_u] * w, minlength=n_post_units)
         return lambda a: np.bincount(post_u, weights=a[:, pre_u].sum(axis=0) * w, minlength=n_post_units)
     if W.ndim == 2 and proj.columns == "converge":
         return lambda a: W @ a.sum(axis=0)
     if W.ndim == 2 and proj.columns == "broadcast":
-        return lambda a: np.tile(W @ a[0], n_post_columns)
-    return lambda a: proj.apply(a, n_post_columns).ravel()
+        return lambda a: W @ a[0]
+    if W.ndim == 3 and proj.columns == "same":
+        return lambda a: _per_column(W, a)
+    return lambda a: proj.apply(a, n_post_columns)
 
 
-def matrix_operation(circuit: Circuit, groups: list[GroupPlan], units: list):
+def _per_column(W: np.ndarray, a: np.ndarray) -> np.ndarray:
+    """``W[c] @ a[c]`` for every column ``c`` up to the last one whose source fired (a causal
+    context relay fills its columns in order), as one batched product."""
+    out = np.zeros(W.shape[:2])
+    active = np.flatnonzero(a.any(axis=1))
+    m = active[-1] + 1
+    out[:m] = np.matmul(W[:m], a[:m, :, None])[:, :, 0]
+    return out
+
+
+def matrix_operation(circuit: Circuit, groups: list[GroupPlan], units: list, decay: float):
     """A function of no arguments that sets every ``J_<site>`` to ``sum_q W_q a_pre`` from the
     units' current traces ``a`` (Brian2's state arrays, read and written in place).
 
-    Dense broadcast projections onto one site from one group (the per-position query relays
-    and their PV copies, onto each area's L2/3) are stacked into one matrix: one product per
-    step for all of them."""
+    ``decay = exp(-dt / tau_syn)``: between two reads a trace decays by it and jumps by the
+    spikes of the step, ``a(t) = decay a(t - dt) + jump k(t - dt)``. Where a source fired no
+    spike in the last step, ``W a(t) = decay W a(t - dt)`` exactly (up to rounding), so its
+    last product is reused: a relay whose token has passed costs nothing while its trace
+    fades."""
     where = {p.name: (k, plan) for k, plan in enumerate(groups) for p in plan.members}
     traces = [u.variables["a"].get_value() for u in units]
-    sinks, wiring, stacks = {}, [], {}
+    spikes = [u.variables["k"].get_value() for u in units]  # the last step's spikes per unit
+    sinks, wiring = {}, []
     for proj in circuit.projections:
         if proj.cut:
             continue
@@ -115,37 +128,40 @@ def matrix_operation(circuit: Circuit, groups: list[GroupPlan], units: list):
         key = (gj, proj.target)
         if key not in sinks:
             sinks[key] = units[gj].variables[f"J_{proj.target}"].get_value()
-        post_slice = gpost.slice(post.name)
-        W = proj.weight
-        dense = np.count_nonzero(W) > SPARSE_BELOW * W.size
-        if proj.columns == "broadcast" and W.ndim == 2 and pre.n_columns == 1 and dense:
-            stack = stacks.setdefault(
-                (gi, key, post.name), dict(W=[], rows=[], post=(post_slice, post.n_columns))
-            )
-            stack["W"].append(W)
-            stack["rows"].append(np.arange(gpre.slice(pre.name).start, gpre.slice(pre.name).stop))
-            continue
+        # the post population's inputs as a (columns, units) view of the group's array
+        view = sinks[key][gpost.slice(post.name)].reshape(post.shape)
         product = _product(proj, pre.shape, post.n_columns, post.n_units)
-        wiring.append((product, gi, gpre.slice(pre.name), pre.shape, key, post_slice))
-    stacked = []
-    for (gi, key, _), stack in stacks.items():
-        W, rows = np.concatenate(stack["W"], axis=1), np.concatenate(stack["rows"])
-        post_slice, n_columns = stack["post"]
-        contiguous = bool(np.all(np.diff(rows) == 1))
-        index = slice(rows[0], rows[-1] + 1) if contiguous else rows
-        stacked.append((np.ascontiguousarray(W), gi, index, key, post_slice, n_columns))
+        wiring.append([product, gi, gpre.slice(pre.name), pre.shape, view, None])
+
+    # per source population: whether any unit has a trace, and whether any spiked last step
+    sources = sorted({(entry[1], entry[2].start, entry[2].stop) for entry in wiring})
+    index = {source: k for k, source in enumerate(sources)}
+    for entry in wiring:
+        entry[2] = index[(entry[1], entry[2].start, entry[2].stop)]
+    # every group's populations tile it: one reduceat per group gives all its flags
+    starts = {gi: np.array(sorted(groups[gi].offsets.values())) for gi, _, _ in sources}
+    position = [(gi, int(np.searchsorted(starts[gi], start))) for gi, start, _ in sources]
+
+    def flags(arrays) -> np.ndarray:
+        per_group = {gi: np.logical_or.reduceat(arrays[gi] != 0, st) for gi, st in starts.items()}
+        return np.array([per_group[gi][p] for gi, p in position], dtype=bool)
 
     def update():
         for sink in sinks.values():
             sink[:] = 0.0
-        for W, gi, index, key, post_slice, n_columns in stacked:
-            out = W @ traces[gi][index]
-            sinks[key][post_slice] += np.tile(out, n_columns)
-        for product, gi, pre_slice, pre_shape, key, post_slice in wiring:
-            a_pre = traces[gi][pre_slice]
-            if not a_pre.any():  # a source that has not fired yet (a later token's relay) adds 0
+        has_trace, fired = flags(traces), flags(spikes)
+        for entry in wiring:
+            product, gi, source, pre_shape, view, last = entry
+            if not has_trace[source]:  # a source that has not fired yet (a later token's relay)
+                entry[5] = None
                 continue
-            sinks[key][post_slice] += product(a_pre.reshape(pre_shape))
+            if last is not None and not fired[source]:
+                out = last * decay
+            else:
+                start, stop = sources[source][1:]
+                out = product(traces[gi][start:stop].reshape(pre_shape))
+            entry[5] = out
+            view += out.reshape(view.shape) if out.size == view.size else out  # else: broadcast
 
     return update
 

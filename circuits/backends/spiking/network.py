@@ -169,7 +169,8 @@ class _Simulation:
             self.n_synapses_simulated += len(w)
             objects.append(syn)
         if self.coupling == "matrix":  # the same sums, in matrix form, where Brian2 sums synapses
-            update = matrix_operation(circuit, self.groups, self.units)
+            decay = math.exp(-timing.dt / timing.tau_syn)
+            update = matrix_operation(circuit, self.groups, self.units, decay)
             objects.append(
                 b2.NetworkOperation(update, clock=clock, when="before_groups", name="matrix_inputs")
             )
