@@ -3,7 +3,9 @@
     python benchmarks/transformers.py [--tokens 16] [--skip-spiking] [--spiking-limit 600]
     python benchmarks/transformers.py --bert-block      # one BERT-sized block on ideal and rate
 
-For each configuration (ideal; rate; spiking with each neuron model the backend offers), one
+For each configuration (ideal; rate; spiking with each neuron model the backend offers, with
+:data:`ctattn.analysis.transformers.circuit.SPIKING_MODEL_DEFAULTS` unless ``--spiking-args``
+says otherwise, e.g. ``--spiking-args "--neurons-per-unit 10000"``), one
 child process runs ``ctattn transformer run --json`` on a 16-token prompt with all 4 layers in
 the circuit and the table lists: wall time, CPU time (user + system: the work, whatever else shares the machine), peak memory
 of the child (max RSS), neurons,
@@ -36,9 +38,9 @@ def _token_ids(n_tokens: int) -> str:
 
 
 def _spiking_neurons() -> list[str]:
-    from ctattn.analysis.transformers.circuit import backend_accepts
+    from ctattn.circuits.backends.spiking import NEURON_MODELS
 
-    return ["lif", "poisson"] if backend_accepts("spiking", "neuron") else ["poisson"]
+    return sorted(NEURON_MODELS)
 
 
 def _child(argv: list[str], limit: float):
@@ -110,7 +112,12 @@ def main(argv=None) -> int:
     configs = [("ideal", None, []), ("rate", None, [])]
     if not args.skip_spiking:
         configs += [("spiking", n, ["--neuron", n, *args.spiking_args.split()]) for n in _spiking_neurons()]
+    from ctattn.analysis.transformers.circuit import SPIKING_MODEL_DEFAULTS
+
     print(f"glassllm en, {args.tokens} tokens, all 4 layers in the circuit; {os.cpu_count()} CPUs")
+    print(
+        f"spiking settings: {SPIKING_MODEL_DEFAULTS} (settle: as deep as the circuit needs) {args.spiking_args}"
+    )
     print(
         "| backend | neuron | wall s | CPU s | peak MB | neurons | top-1 agreement | NLL change "
         "| logits rel. error | note |"

@@ -61,7 +61,9 @@ def main(argv=None) -> int:
         seed=args.seed,
     )
     print(f"glassllm en, {len(ids)} tokens; spiking options {options}")
-    print("| layer | units | rate-level synapses | coupling | wall s | rel. error | shot-noise bound | ratio |")
+    print(
+        "| layer | units | rate-level synapses | coupling | wall s | rel. error | shot-noise bound | ratio |"
+    )
     print("|---:|---:|---:|---|---:|---:|---:|---:|")
     looseness = {}
     for layer in [int(x) for x in args.layers.split(",")]:

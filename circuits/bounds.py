@@ -13,7 +13,13 @@ circuit on the given inputs, propagated through the wiring in its order:
   that the pool sums (MODEL.md section 3: ``g(s_ij) / sum_j' g(s_ij')``), so the ratio is at
   most 1 and ``R = f(I_b^max)`` (a structural bound, checked by :func:`_divisor_holds_gain`;
   times :data:`DIVISIVE_TRANSIENT` for the lag of the divisor in a dynamic circuit);
-* memory cells: each write adds at most ``f g``, so ``R <= n_writes f(I_b^max) g(I_a^max)``.
+* memory cells: each write adds at most ``f g``, so ``R <= n_writes f(I_b^max) g(I_a^max)``;
+* what *converges* from cells normalised over their area's columns (divisive cells whose one
+  pool sums the gains of all their columns: ``r_j = F_j g_j / sum_j' g_j'``; or gains that a
+  mechanism of the simulator holds in sum, ``gain_sum_ceiling``): ``sum_j W_j r_j`` is a convex
+  combination (times the ceiling or transient factor) of the columns' ``W_j F_j``, so at most the
+  largest column's ``W_+ R_j``, not the sum over columns. For the readout of attention this is
+  ``|y_i| <= max_j |W_O v_j|`` instead of ``sum_j``: ``N`` times tighter for ``N`` tokens.
 
 For ``W_Q`` this is ``|q_d| <= sum_d' |W_Q[h,d,d']| max_i |x_i,d'| + |b_Q[h,d]|``. Nothing
 here reads the solution of the circuit, the ideal backend or the reference: only weights,
@@ -104,18 +110,18 @@ def _feedforward_order(circuit: Circuit) -> list[Population]:
 
 
 def rate_bounds(
-    circuit: Circuit, tokens: Tokens, gain_ceiling: dict | None = None, gain_sum_ceiling: bool = False
+    circuit: Circuit, tokens: Tokens, gain_ceiling: dict | None = None, gain_sum_ceiling=()
 ) -> dict[str, np.ndarray]:
     """Per population, an a-priori upper bound ``(n_columns, n_units)`` of every cell's rate.
 
     ``gain_ceiling[name]`` caps the apical gain of a population where a mechanism of the
     simulator bounds it (the spiking backend's adaptive threshold of exponential gains).
-    ``gain_sum_ceiling``: that mechanism holds the *sum* of the gains over the population's
-    columns (an area) at the ceiling, not only each gain, so what converges from them is
-    bounded by the largest column's contribution.
+    ``gain_sum_ceiling`` names populations (of ``gain_ceiling``) whose gains that mechanism
+    holds in *sum* over their columns (an area) at the ceiling, not only each gain, so what
+    converges from them is bounded by the largest column's contribution.
     """
     gain_ceiling = gain_ceiling or {}
-    summed = frozenset(gain_ceiling) if gain_sum_ceiling else frozenset()
+    summed = frozenset(name for name in gain_sum_ceiling if name in gain_ceiling)
     bounds: dict[str, np.ndarray] = {}
     n_writes = sum(1 for w in circuit.schedule if w.write is not None)
     for pop in _feedforward_order(circuit):

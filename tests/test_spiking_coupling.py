@@ -88,7 +88,7 @@ def test_tightened_bounds_hold_in_the_steady_state(seed, causal, scale, monkeypa
     T = random_tokens(seed, 5, 8)
     T = type(T)(X=T.X * scale)
     circuit = apply_dale(circuit_for(W, T, AttentionSpec(variant="softmax", causal=causal)))
-    bounds = rate_bounds(circuit, T, gain_sum_ceiling=False)
+    bounds = rate_bounds(circuit, T)
     result = get_backend("ideal").run(circuit, T)
     checked = 0
     for name, rates in result.window_rates.items():
