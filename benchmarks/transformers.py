@@ -119,22 +119,22 @@ def main(argv=None) -> int:
         f"spiking settings: {SPIKING_MODEL_DEFAULTS} (settle: as deep as the circuit needs) {args.spiking_args}"
     )
     print(
-        "| backend | neuron | wall s | CPU s | peak MB | neurons | top-1 agreement | NLL change "
-        "| logits rel. error | note |"
+        "| backend | neuron | wall s | CPU s | peak MB | units | neurons | top-1 agreement | NLL change "
+        "| logits rel. error | largest layer rel. error | note |"
     )
-    print("|---|---|---:|---:|---:|---:|---:|---:|---:|---|")
+    print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|")
     for backend, neuron, extra in configs:
         limit = args.spiking_limit if backend == "spiking" else 3600.0
         m, wall, cpu, peak, note = _child(base + ["--backend", backend, *extra], limit)
         if m is None:
             print(
-                f"| {backend} | {neuron or '-'} | {wall:.1f} | {cpu:.1f} | {peak:.0f} | - | - | - | - | {note} |"
+                f"| {backend} | {neuron or '-'} | {wall:.1f} | {cpu:.1f} | {peak:.0f} | - | - | - | - | - | - | {note} |"
             )
         else:
             print(
-                f"| {backend} | {neuron or '-'} | {wall:.1f} | {cpu:.1f} | {peak:.0f} | {m['n_neurons']} | "
-                f"{m['top1_agreement']:.3f} | {m['nll_circuit'] - m['nll_exact']:+.2e} | "
-                f"{m['logits_rel_error']:.1e} | {note} |"
+                f"| {backend} | {neuron or '-'} | {wall:.1f} | {cpu:.1f} | {peak:.0f} | {m['n_units']} | "
+                f"{m['n_neurons']:.3g} | {m['top1_agreement']:.3f} | {m['nll_circuit'] - m['nll_exact']:+.2e} | "
+                f"{m['logits_rel_error']:.1e} | {max(m['attention_rel_error']):.1e} | {note} |"
             )
         sys.stdout.flush()
     return 0
