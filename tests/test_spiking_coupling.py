@@ -3,8 +3,8 @@
 * ``coupling="matrix"`` (:mod:`ctattn.circuits.backends.spiking.coupling`) computes the summed
   synaptic currents in matrix form; with the same seed it must give the synapse path's run
   (the same mean dynamics, and the same spike draws up to the rounding of the sums), on
-  problems with Dale's interneurons (entry-list products), broadcast query relays (stacked
-  products), causal context and rotary/shared-weight circuits.
+  problems with Dale's interneurons (entry-list products), broadcast query relays, position
+  relays that fall silent (reused decayed products), causal context and rotary/shared-weight circuits.
 * The tightened bounds (:func:`ctattn.circuits.bounds.rate_bounds`: converging from cells
   normalised over their area's columns) must still bound every rate of the circuit's steady
   state, checked against the ideal backend on problems of several seeds and scales.

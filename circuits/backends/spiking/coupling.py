@@ -12,13 +12,16 @@ compute this sum, with the same equations for everything else:
 * ``"synapses"``: every non-zero rate-level weight is a Brian2 synapse with a summed variable
   (``O(synapses)`` per step; the one choice for the C++ standalone target);
 * ``"matrix"``: one step operation computes the same sums in matrix form, projection by
-  projection (:meth:`Projection.apply <ctattn.circuits.description.Projection.apply>`: a
-  broadcast projection is one matrix-vector product for all its target columns, a projection
-  that ``shares`` another's weights reuses the same array), before the units integrate: the
-  place where Brian2 updates summed variables, reading the same traces. The mean dynamics are
-  exactly those of the synapse path (and, for a given seed, the spike draws too, up to the
-  rounding of the sums). ``O(weights of the description)`` per step: circuits of trained
-  transformers (tens of millions of rate-level synapses, most of them broadcast queries) need it.
+  projection, before the units integrate (the place where Brian2 updates summed variables,
+  reading the same traces): a broadcast projection is one matrix-vector product for all its
+  target columns, a converging one sums its source columns first, a per-column one is one
+  batched product over the columns that carry a token, and sparse weights (Dale's interneurons
+  copy their source one to one) are entry lists. A source that fired no spike in the last step
+  reuses its last product times the trace's decay (exact, see :func:`matrix_operation`). The
+  mean dynamics are exactly those of the synapse path and, for a given seed, the spike draws
+  too, up to the rounding of the sums. ``O(weights of the description)`` per step: circuits of
+  trained transformers (tens of millions of rate-level synapses, most of them broadcast
+  queries) need it.
 
 ``"auto"`` (default) picks ``matrix`` above :data:`MATRIX_COUPLING_ABOVE` rate-level synapses
 on the runtime targets (``numpy``, ``cython``), ``synapses`` otherwise. The run's ``info``
@@ -36,7 +39,14 @@ from ctattn.circuits.description import Circuit
 
 from ctattn.core.problem import InputError
 
-__all__ = ["COUPLINGS", "MATRIX_COUPLING_ABOVE", "choose_coupling", "matrix_inputs", "matrix_operation"]
+__all__ = [
+    "COUPLINGS",
+    "MATRIX_COUPLING_ABOVE",
+    "choose_coupling",
+    "matrix_inputs",
+    "matrix_operation",
+    "single_threaded_blas",
+]
 
 COUPLINGS = ("auto", "synapses", "matrix")
 #: Above this many rate-level synapses, ``coupling="auto"`` computes the inputs in matrix form
@@ -115,10 +125,11 @@ def matrix_operation(circuit: Circuit, groups: list[GroupPlan], units: list, dec
     spikes of the step, ``a(t) = decay a(t - dt) + jump k(t - dt)``. Where a source fired no
     spike in the last step, ``W a(t) = decay W a(t - dt)`` exactly (up to rounding), so its
     last product is reused: a relay whose token has passed costs nothing while its trace
-    fades."""
+    fades. Reads each group's ``a`` and writes its ``J_<site>`` (:func:`matrix_inputs`)."""
     where = {p.name: (k, plan) for k, plan in enumerate(groups) for p in plan.members}
     traces = [u.variables["a"].get_value() for u in units]
-    spikes = [u.variables["k"].get_value() for u in units]  # the last step's spikes per unit
+    # the last step's spikes per unit; a cell model without the count ``k`` never reuses
+    spikes = [u.variables["k"].get_value() if "k" in u.variables else np.ones(len(u)) for u in units]
     sinks, wiring = {}, []
     for proj in circuit.projections:
         if proj.cut:
@@ -181,13 +192,3 @@ def single_threaded_blas(active: bool):
         return
     with threadpool_limits(limits=1, user_api="blas"):
         yield
-
-
-def brian2_synapse_count(synapses: dict) -> int:
-    """Rate-level synapses simulated as Brian2 ``Synapses`` (``plan_synapses``' lists)."""
-    return int(sum(len(w) for _, _, w in synapses.values()))
-
-
-def weight_entries(circuit: Circuit) -> int:
-    """Entries of the weight arrays the matrix coupling multiplies with (shared arrays once)."""
-    return int(sum(np.asarray(q.weight).size for q in circuit.projections if not q.cut and q.shares is None))

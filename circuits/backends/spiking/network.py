@@ -71,7 +71,7 @@ class _Simulation:
         # `headroom` of the cap (the rest absorbs the shot noise of the inputs' spike trains)
         self.rho = rate_scales_hz(self.ranges, self.cap, opts["headroom"])
         self.groups: list[GroupPlan] = plan_groups(circuit)
-        self.coupling = choose_coupling(circuit, opts["coupling"], opts["target"])  # .coupling
+        self.coupling = choose_coupling(circuit, opts["coupling"], opts["target"])
         self.phases = timing.phases(circuit)
         steps = [s for w in self.phases for _, s in w]
         self.total_steps = sum(steps)
