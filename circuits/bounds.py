@@ -138,7 +138,8 @@ def rate_bounds(
         if pop.model.divisive and _divisor_holds_gain(circuit, pop):
             hi = hi * DIVISIVE_TRANSIENT
         if pop.model.gain is not None and not (pop.model.divisive and _divisor_holds_gain(circuit, pop)):
-            g = pop.model.gain(_input_bound(circuit, pop, bounds, "apical", summed) + b_a)
+            with np.errstate(over="ignore"):  # an exponential gain's bound may be inf: capped below
+                g = pop.model.gain(_input_bound(circuit, pop, bounds, "apical", summed) + b_a)
             hi = hi * np.minimum(g, gain_ceiling.get(pop.name, np.inf))
         if pop.model.divisive and not _divisor_holds_gain(circuit, pop):
             hi = np.full(pop.shape, np.inf)  # no a-priori bound: the run needs a user-set range

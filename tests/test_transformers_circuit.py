@@ -170,7 +170,6 @@ def test_glassllm_rate_circuit_all_layers(glass):
     assert all(r.info["coupling"] == "matrix" for r in run.attention.records)
 
 
-
 def test_glassllm_spiking_layer_error_is_its_counting_noise(glass):
     """One glassllm layer (rotary relays, shared key/value weights, Dale's interneurons, tens of
     millions of rate-level synapses) on 4 tokens, spiking with the model settings: the matrix
@@ -187,6 +186,7 @@ def test_glassllm_spiking_layer_error_is_its_counting_noise(glass):
     error = rel(result.Y, exact.attention_outputs[1])
     assert error < 2.0 * result.info["shot_noise_bound"]
     assert result.info["saturated_fraction"] <= 1e-3
+
 
 @pytest.mark.slow
 def test_glassllm_spiking_circuit_all_layers(glass):
