@@ -38,7 +38,13 @@ def register(sub) -> None:
     r.add_argument("--backend", choices=["ideal", "rate", "spiking"], default="ideal")
     r.add_argument("--layers", default="all", help="'all' or comma-separated layer indices (e.g. 0,2)")
     r.add_argument("--neuron", choices=["lif", "poisson"], default=None, help="spiking neuron model")
-    r.add_argument("--neurons-per-unit", type=int, default=None, metavar="n", help="spiking backend")
+    r.add_argument(
+        "--neurons-per-unit",
+        type=int,
+        default=None,
+        metavar="n",
+        help="spiking cells per unit (default 100000)",
+    )
     r.add_argument("--window", type=float, default=None, metavar="T_ms", help="spiking counting window")
     r.add_argument("--settle", type=float, default=None, metavar="T_ms", help="settling time per token")
     r.add_argument("--dt", type=float, default=None, metavar="ms", help="spiking integration step")
