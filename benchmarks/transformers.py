@@ -3,7 +3,9 @@
     python benchmarks/transformers.py [--tokens 16] [--skip-spiking] [--spiking-limit 600]
     python benchmarks/transformers.py --bert-block      # one BERT-sized block on ideal and rate
 
-For each configuration (ideal; rate; spiking with each neuron model the backend offers), one
+For each configuration (ideal; rate; spiking with each neuron model the backend offers, with
+:data:`ctattn.analysis.transformers.circuit.SPIKING_MODEL_DEFAULTS` unless ``--spiking-args``
+says otherwise, e.g. ``--spiking-args "--neurons-per-unit 10000"``), one
 child process runs ``ctattn transformer run --json`` on a 16-token prompt with all 4 layers in
 the circuit and the table lists: wall time, CPU time (user + system: the work, whatever else shares the machine), peak memory
 of the child (max RSS), neurons,
@@ -36,9 +38,9 @@ def _token_ids(n_tokens: int) -> str:
 
 
 def _spiking_neurons() -> list[str]:
-    from ctattn.analysis.transformers.circuit import backend_accepts
+    from ctattn.circuits.backends.spiking import NEURON_MODELS
 
-    return ["lif", "poisson"] if backend_accepts("spiking", "neuron") else ["poisson"]
+    return sorted(NEURON_MODELS)
 
 
 def _child(argv: list[str], limit: float):
@@ -110,24 +112,29 @@ def main(argv=None) -> int:
     configs = [("ideal", None, []), ("rate", None, [])]
     if not args.skip_spiking:
         configs += [("spiking", n, ["--neuron", n, *args.spiking_args.split()]) for n in _spiking_neurons()]
+    from ctattn.analysis.transformers.circuit import SPIKING_MODEL_DEFAULTS
+
     print(f"glassllm en, {args.tokens} tokens, all 4 layers in the circuit; {os.cpu_count()} CPUs")
     print(
-        "| backend | neuron | wall s | CPU s | peak MB | neurons | top-1 agreement | NLL change "
-        "| logits rel. error | note |"
+        f"spiking settings: {SPIKING_MODEL_DEFAULTS} (settle: as deep as the circuit needs) {args.spiking_args}"
     )
-    print("|---|---|---:|---:|---:|---:|---:|---:|---:|---|")
+    print(
+        "| backend | neuron | wall s | CPU s | peak MB | units | neurons | top-1 agreement | NLL change "
+        "| logits rel. error | largest layer rel. error | note |"
+    )
+    print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|")
     for backend, neuron, extra in configs:
         limit = args.spiking_limit if backend == "spiking" else 3600.0
         m, wall, cpu, peak, note = _child(base + ["--backend", backend, *extra], limit)
         if m is None:
             print(
-                f"| {backend} | {neuron or '-'} | {wall:.1f} | {cpu:.1f} | {peak:.0f} | - | - | - | - | {note} |"
+                f"| {backend} | {neuron or '-'} | {wall:.1f} | {cpu:.1f} | {peak:.0f} | - | - | - | - | - | - | {note} |"
             )
         else:
             print(
-                f"| {backend} | {neuron or '-'} | {wall:.1f} | {cpu:.1f} | {peak:.0f} | {m['n_neurons']} | "
-                f"{m['top1_agreement']:.3f} | {m['nll_circuit'] - m['nll_exact']:+.2e} | "
-                f"{m['logits_rel_error']:.1e} | {note} |"
+                f"| {backend} | {neuron or '-'} | {wall:.1f} | {cpu:.1f} | {peak:.0f} | {m['n_units']} | "
+                f"{m['n_neurons']:.3g} | {m['top1_agreement']:.3f} | {m['nll_circuit'] - m['nll_exact']:+.2e} | "
+                f"{m['logits_rel_error']:.1e} | {max(m['attention_rel_error']):.1e} | {note} |"
             )
         sys.stdout.flush()
     return 0

@@ -13,7 +13,13 @@ circuit on the given inputs, propagated through the wiring in its order:
   that the pool sums (MODEL.md section 3: ``g(s_ij) / sum_j' g(s_ij')``), so the ratio is at
   most 1 and ``R = f(I_b^max)`` (a structural bound, checked by :func:`_divisor_holds_gain`;
   times :data:`DIVISIVE_TRANSIENT` for the lag of the divisor in a dynamic circuit);
-* memory cells: each write adds at most ``f g``, so ``R <= n_writes f(I_b^max) g(I_a^max)``.
+* memory cells: each write adds at most ``f g``, so ``R <= n_writes f(I_b^max) g(I_a^max)``;
+* what *converges* from cells normalised over their area's columns (divisive cells whose one
+  pool sums the gains of all their columns: ``r_j = F_j g_j / sum_j' g_j'``; or gains that a
+  mechanism of the simulator holds in sum, ``gain_sum_ceiling``): ``sum_j W_j r_j`` is a convex
+  combination (times the ceiling or transient factor) of the columns' ``W_j F_j``, so at most the
+  largest column's ``W_+ R_j``, not the sum over columns. For the readout of attention this is
+  ``|y_i| <= max_j |W_O v_j|`` instead of ``sum_j``: ``N`` times tighter for ``N`` tokens.
 
 For ``W_Q`` this is ``|q_d| <= sum_d' |W_Q[h,d,d']| max_i |x_i,d'| + |b_Q[h,d]|``. Nothing
 here reads the solution of the circuit, the ideal backend or the reference: only weights,
@@ -40,11 +46,42 @@ __all__ = ["rate_bounds", "DIVISIVE_TRANSIENT"]
 DIVISIVE_TRANSIENT = 2.0
 
 
-def _input_bound(circuit: Circuit, pop: Population, bounds: dict, target: str) -> np.ndarray:
+def _input_bound(
+    circuit: Circuit, pop: Population, bounds: dict, target: str, summed: frozenset = frozenset()
+) -> np.ndarray:
     total = np.zeros(pop.shape)
     for q in circuit.inputs_to(pop.name, target):
-        total = total + replace(q, weight=np.maximum(q.weight, 0.0)).apply(bounds[q.pre], pop.n_columns)
+        excitatory = replace(q, weight=np.maximum(q.weight, 0.0))
+        pre = circuit.population(q.pre)
+        if q.columns == "converge" and (q.pre in summed or _normalized_over_columns(circuit, pre)):
+            # sum_j W_j r_j with r_j = F_j g_j and sum_j g_j <= 1 (divisive cells: g_j / sum g;
+            # gains whose sum a mechanism holds, ``gain_sum_ceiling``): at most the largest
+            # column's W_j R_j, R_j the bound of column j (with its ceiling or transient factor)
+            R = bounds[q.pre]
+            per_column = [
+                excitatory.apply(np.where(np.arange(pre.n_columns)[:, None] == j, R, 0.0), 1)
+                for j in range(pre.n_columns)
+            ]
+            total = total + np.max(per_column, axis=0)
+        else:
+            total = total + excitatory.apply(bounds[q.pre], pop.n_columns)
     return total
+
+
+def _normalized_over_columns(circuit: Circuit, pop: Population) -> bool:
+    """True when ``pop``'s divisor is the sum of its gains over all its columns: every shunt
+    comes from a one-column pool that the gain cells of all of ``pop``'s columns converge onto
+    (:func:`_divisor_holds_gain`). Then ``sum_j g_j / sum_j' g_j' = 1`` over the columns."""
+    if not (pop.model.divisive and _divisor_holds_gain(circuit, pop)):
+        return False
+    for q in circuit.inputs_to(pop.name, "shunt"):
+        pool = circuit.population(q.pre)
+        reporters = [r for r in circuit.inputs_to(q.pre) if r.target == "basal"]
+        if pool.n_columns != 1 or any(
+            r.columns != "converge" or circuit.population(r.pre).n_columns != pop.n_columns for r in reporters
+        ):
+            return False
+    return True
 
 
 def _divisor_holds_gain(circuit: Circuit, pop: Population) -> bool:
@@ -72,13 +109,19 @@ def _feedforward_order(circuit: Circuit) -> list[Population]:
     return done
 
 
-def rate_bounds(circuit: Circuit, tokens: Tokens, gain_ceiling: dict | None = None) -> dict[str, np.ndarray]:
+def rate_bounds(
+    circuit: Circuit, tokens: Tokens, gain_ceiling: dict | None = None, gain_sum_ceiling=()
+) -> dict[str, np.ndarray]:
     """Per population, an a-priori upper bound ``(n_columns, n_units)`` of every cell's rate.
 
     ``gain_ceiling[name]`` caps the apical gain of a population where a mechanism of the
     simulator bounds it (the spiking backend's adaptive threshold of exponential gains).
+    ``gain_sum_ceiling`` names populations (of ``gain_ceiling``) whose gains that mechanism
+    holds in *sum* over their columns (an area) at the ceiling, not only each gain, so what
+    converges from them is bounded by the largest column's contribution.
     """
     gain_ceiling = gain_ceiling or {}
+    summed = frozenset(name for name in gain_sum_ceiling if name in gain_ceiling)
     bounds: dict[str, np.ndarray] = {}
     n_writes = sum(1 for w in circuit.schedule if w.write is not None)
     for pop in _feedforward_order(circuit):
@@ -91,11 +134,12 @@ def rate_bounds(circuit: Circuit, tokens: Tokens, gain_ceiling: dict | None = No
             continue
         b_b = 0.0 if pop.bias_basal is None else pop.bias_basal
         b_a = 0.0 if pop.bias_apical is None else pop.bias_apical
-        hi = pop.model.transfer(_input_bound(circuit, pop, bounds, "basal") + b_b)
+        hi = pop.model.transfer(_input_bound(circuit, pop, bounds, "basal", summed) + b_b)
         if pop.model.divisive and _divisor_holds_gain(circuit, pop):
             hi = hi * DIVISIVE_TRANSIENT
         if pop.model.gain is not None and not (pop.model.divisive and _divisor_holds_gain(circuit, pop)):
-            g = pop.model.gain(_input_bound(circuit, pop, bounds, "apical") + b_a)
+            with np.errstate(over="ignore"):  # an exponential gain's bound may be inf: capped below
+                g = pop.model.gain(_input_bound(circuit, pop, bounds, "apical", summed) + b_a)
             hi = hi * np.minimum(g, gain_ceiling.get(pop.name, np.inf))
         if pop.model.divisive and not _divisor_holds_gain(circuit, pop):
             hi = np.full(pop.shape, np.inf)  # no a-priori bound: the run needs a user-set range

@@ -16,6 +16,9 @@ features (:mod:`ctattn.circuits.build`), never preprocessing of ``X``:
 * grouped-query attention: ``kv_groups = block.kv_head``, areas of one group share the
   weights of their key/value synapses.
 
+On the spiking backend, options not given take :data:`SPIKING_MODEL_DEFAULTS` (the settings
+whole glassllm runs are measured with, ``benchmarks/transformers.py``).
+
 Each call records what the layer's circuit did (:class:`LayerRecord`): its size, the backend's
 facts and the attention map read from its own populations (L5 gain cells over the pool).
 """
@@ -35,7 +38,23 @@ from ctattn.core.problem import AttentionSpec, AttentionWeights, InputError, Tok
 
 from .model import AttentionBlock
 
-__all__ = ["CircuitAttention", "LayerRecord", "block_weights", "block_circuit", "backend_accepts"]
+__all__ = [
+    "CircuitAttention",
+    "LayerRecord",
+    "SPIKING_MODEL_DEFAULTS",
+    "block_weights",
+    "block_circuit",
+    "backend_accepts",
+]
+
+#: Spiking settings for trained models [choice]: fast filters (2 ms synaptic, 5 ms membrane) on
+#: a 1 ms step (the coarsest the backend allows for them), a 50 ms counting window, settling as
+#: deep as the circuit needs (the backend's ``settle_ms`` default), and 100000 cells per unit:
+#: the counting noise of one unit falls as ``1 / sqrt(n)`` and a unit's ``n`` cells cost one draw
+#: per step, so ``n`` sets the accuracy at no cost in time or memory. Measured on glassllm
+#: ``en`` (16 tokens, every layer): ``benchmarks/transformers.py``,
+#: ``benchmarks/transformers_spiking_layer.py``.
+SPIKING_MODEL_DEFAULTS = dict(neurons_per_unit=100_000, window_ms=50.0, tau_ms=5.0, tau_syn_ms=2.0, dt_ms=1.0)
 
 
 def block_weights(block: AttentionBlock) -> AttentionWeights:
@@ -95,6 +114,8 @@ class CircuitAttention:
         self.backend = backend
         self.module = get_backend(backend)
         self.options = {k: v for k, v in options.items() if v is not None}
+        if backend == "spiking":
+            self.options = {**SPIKING_MODEL_DEFAULTS, **self.options}
         self.keep_attention = keep_attention
         self.records: list[LayerRecord] = []
 

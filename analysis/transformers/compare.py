@@ -114,7 +114,10 @@ def run_with_circuit(model: TransformerModel, ids, backend: str = "ideal", layer
             logits_rel_error=_rel(circuit.logits, exact.logits),
         )
     metrics.update(
-        n_neurons=int(sum(r.n_neurons for r in attention.records)),
+        # neurons: the spiking backend's cells (interneurons included), else the rate units
+        n_neurons=int(sum(r.info.get("n_neurons", r.n_neurons) for r in attention.records)),
+        n_units=int(sum(r.n_neurons for r in attention.records)),
+        n_synapses=int(sum(r.n_synapses for r in attention.records)),  # rate-level, as described
         wall_s=wall,
     )
     maps = [r.attention for r in attention.records]

@@ -38,9 +38,18 @@ def register(sub) -> None:
     r.add_argument("--backend", choices=["ideal", "rate", "spiking"], default="ideal")
     r.add_argument("--layers", default="all", help="'all' or comma-separated layer indices (e.g. 0,2)")
     r.add_argument("--neuron", choices=["lif", "poisson"], default=None, help="spiking neuron model")
-    r.add_argument("--neurons-per-unit", type=int, default=None, metavar="n", help="spiking backend")
+    r.add_argument(
+        "--neurons-per-unit",
+        type=int,
+        default=None,
+        metavar="n",
+        help="spiking cells per unit (default 100000)",
+    )
     r.add_argument("--window", type=float, default=None, metavar="T_ms", help="spiking counting window")
     r.add_argument("--settle", type=float, default=None, metavar="T_ms", help="settling time per token")
+    r.add_argument("--dt", type=float, default=None, metavar="ms", help="spiking integration step")
+    r.add_argument("--tau", type=float, default=None, metavar="ms", help="spiking membrane time constant")
+    r.add_argument("--tau-syn", type=float, default=None, metavar="ms", help="spiking synaptic time constant")
     r.add_argument("--target", choices=["numpy", "cython", "standalone"], default=None)
     r.add_argument("--seed", type=int, default=None, help="master seed of the spiking backend")
     r.add_argument("--out", metavar="DIR", default=None)
@@ -151,6 +160,9 @@ def _backend_options(args) -> dict:
             settle_ms=args.settle,
             target=args.target,
             seed=args.seed,
+            dt_ms=args.dt,
+            tau_ms=args.tau,
+            tau_syn_ms=args.tau_syn,
         )
         if args.neuron is not None:
             if backend_accepts("spiking", "neuron"):
@@ -161,7 +173,7 @@ def _backend_options(args) -> dict:
                     "(its cortical cells are escape-noise Poisson units: use --neuron poisson)"
                 )
     else:
-        for flag in ("neuron", "neurons_per_unit", "window", "seed"):
+        for flag in ("neuron", "neurons_per_unit", "window", "seed", "dt", "tau", "tau_syn"):
             if getattr(args, flag) is not None:
                 raise InputError(f"{flag.replace('_', '-')}: applies to --backend spiking only")
         if args.backend == "rate":

@@ -47,6 +47,12 @@ so synaptic currents and compartment potentials are computed once per unit: an e
 ``info["n_synapses"]`` counts the synapses simulated (the rate-level weights),
 ``info["n_synapses_modelled"]`` the all-to-all synapses they stand for.
 
+**Coupling** (:mod:`.coupling`). ``coupling="synapses"`` makes every rate-level weight a Brian2
+synapse; ``"matrix"`` computes the same summed currents ``s_x = sum_q W_q a_pre`` once per step
+in matrix form (the same dynamics and, for a seed, the same spikes); ``"auto"`` (default) picks
+``matrix`` above 200000 rate-level synapses on the runtime targets. ``info["coupling"]`` says
+which, ``info["n_brian2_synapses"]`` how many of the simulated synapses are Brian2 synapses.
+
 Settling grows with the circuit's depth (:func:`chain_depth`, :func:`settling_time`) unless
 ``settle_ms`` is given. Lesions act structurally: silenced populations never spike and cut
 projections are absent.
@@ -59,11 +65,13 @@ circuits), ``write_ms`` (= ``window_ms``), ``tau_ms`` (10), ``tau_syn_ms`` (5), 
 ``cython`` | ``standalone``), ``seed`` (0; the master seed of every random stream),
 ``progress``, ``record_spikes`` (False: the readout's spikes only; True: every population's, the
 first 50 cells per unit), ``trace_dt_ms`` (record every unit's filtered train ``a``),
-``standalone_dir``; ``lif`` only: ``inhibitory_per_unit``, ``readout_per_unit`` (cells per Dale
-interneuron / readout unit), ``cells_per_layer`` (layer -> cells per unit); the ``lif`` defaults differ (:data:`.options.LIF_DEFAULTS`).
+``standalone_dir``, ``coupling`` (``auto`` | ``synapses`` | ``matrix``; ``poisson`` only); ``lif``
+only: ``inhibitory_per_unit``, ``readout_per_unit`` (cells per Dale interneuron / readout unit),
+``cells_per_layer`` (layer -> cells per unit); the ``lif`` defaults differ (:data:`.options.LIF_DEFAULTS`).
 
 ``info`` reports ``neuron``, ``n_neurons`` (interneurons included), ``n_interneurons``,
-``n_units``, ``n_weights``, ``n_synapses``, ``n_synapses_modelled``, ``inhibitory``,
+``n_units``, ``n_weights``, ``n_synapses``, ``n_synapses_modelled``, ``coupling``,
+``n_brian2_synapses``, ``inhibitory``,
 ``peak_rate_hz`` / ``mean_rate_hz`` (per population: the highest intensity per neuron over 5 ms
 bins, and spikes per neuron per second), ``saturated_fraction``, ``encoding_range``,
 ``readout_rho_hz``, ``spikes_per_output``, timings (``sim_time_s``, ``compile_s``, ``run_s``,
@@ -101,6 +109,7 @@ from ctattn.circuits.backends.spiking.running import _Progress as _Progress  # t
 # * encoding -- the a-priori encoding range of every cell and its rate scale rho;
 # * network  -- building: the Brian2 network of one run (_Simulation) and the C++ standalone device;
 # * lif_cells -- neuron="lif": cell types, calibrated drive tables, the cells and their synapses;
+# * coupling -- the summed synaptic currents: Brian2 synapses or one matrix step operation;
 # * running  -- run(): Dale's law, the simulation, saturation check, binned rates, accounting;
 # * decoding -- rates and outputs from spike counts, standard errors, the shot-noise bound.
 # * noise    -- the shot-noise bound propagated through every stage (linear noise approximation).

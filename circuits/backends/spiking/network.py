@@ -17,13 +17,19 @@ import time
 import numpy as np
 from ctattn.circuits.backends.brian2_support import GroupPlan, plan_groups, plan_synapses
 from ctattn.circuits.backends.spiking import lif_cells
+from ctattn.circuits.backends.spiking.coupling import (
+    choose_coupling,
+    matrix_inputs,
+    matrix_operation,
+    single_threaded_blas,
+)
 from ctattn.circuits.backends.spiking.encoding import encoding_ranges, rate_scales_hz
 from ctattn.circuits.backends.spiking.options import RATE_BIN_S, RATE_CAP_HZ, SpikingTiming
 from ctattn.circuits.description import Circuit
 from ctattn.circuits.timing import relay_table
 from ctattn.models.spiking import ADAPTATION, adaptive, step_code, trace_jump, unit_equations
 
-from ctattn.core.problem import Tokens
+from ctattn.core.problem import InputError, Tokens
 from ctattn.core.seeding import rng_for, seed_for
 
 
@@ -72,6 +78,12 @@ class _Simulation:
             # fraction `headroom` of the cap (the rest absorbs the shot noise of the inputs)
             self.rho = rate_scales_hz(self.ranges, self.cap, opts["headroom"])
             self.groups = plan_groups(circuit)
+        if self.lif is not None and opts["coupling"] == "matrix":
+            raise InputError("coupling: 'matrix' is available with neuron='poisson' only")
+        # lif cells drive their units through Brian2 synapses (their circuits are small)
+        self.coupling = (
+            "synapses" if self.lif is not None else choose_coupling(circuit, opts["coupling"], opts["target"])
+        )
         self.phases = timing.phases(circuit)
         steps = [s for w in self.phases for _, s in w]
         self.total_steps = sum(steps)
@@ -119,10 +131,12 @@ class _Simulation:
             table = np.zeros((1, 1))
         namespace["stimulus_table"] = b2.TimedArray(table, dt=1 * b2.second, name="stimulus_table")
 
-        synapses = plan_synapses(circuit, self.groups)
+        synapses = plan_synapses(circuit, self.groups) if self.coupling == "synapses" else {}
         inputs: list[dict[str, list[str]]] = [dict() for _ in self.groups]
         for (gi, gj, target), _ in synapses.items():
             inputs[gj].setdefault(target, []).append(f"s_{target}_from_{gi}")
+        if self.coupling == "matrix":
+            inputs = matrix_inputs(circuit, self.groups)
 
         self.units, objects = [], []
         self.n_synapses_simulated = 0
@@ -176,6 +190,12 @@ class _Simulation:
             syn.w = w
             self.n_synapses_simulated += len(w)
             objects.append(syn)
+        if self.coupling == "matrix":  # the same sums, in matrix form, where Brian2 sums synapses
+            decay = math.exp(-timing.dt / timing.tau_syn)
+            update = matrix_operation(circuit, self.groups, self.units, decay)
+            objects.append(
+                b2.NetworkOperation(update, clock=clock, when="before_groups", name="matrix_inputs")
+            )
         objects += self._adaptation(clock, namespace)
         # fixed names for clocks and functions keep the generated code, hence Cython's cache, stable
         grid = b2.Clock(self.grid * dt, name="ctattn_grid_clock")
@@ -278,7 +298,8 @@ class _Simulation:
         """
         state = np.random.get_state()
         try:
-            return self._execute(standalone_dir, report)
+            with single_threaded_blas(self.coupling == "matrix"):
+                return self._execute(standalone_dir, report)
         finally:
             np.random.set_state(state)
 

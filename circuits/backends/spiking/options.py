@@ -85,6 +85,7 @@ DEFAULTS = dict(
     inhibitory_per_unit=None,
     readout_per_unit=None,
     cells_per_layer=None,
+    coupling="auto",
 )
 _DURATIONS = ("window_ms", "settle_ms", "write_ms", "tau_ms", "tau_syn_ms", "dt_ms", "trace_dt_ms")
 

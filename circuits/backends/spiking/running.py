@@ -117,7 +117,12 @@ def run(circuit: Circuit, tokens: Tokens, **options) -> SimulationResult:
         n_interneurons=int(sum(p.size * sim.n_of[p.name] for p in circuit.populations if p.inhibitory)),
         n_units=circuit.n_neurons,
         n_weights=circuit.n_synapses,
-        n_synapses=sim.n_synapses_simulated + (sim.lif.n_cell_synapses if sim.lif else 0),
+        # rate-level synapses simulated, in either coupling (lif: plus one drive and one event
+        # synapse per cell)
+        n_synapses=circuit.n_synapses + (sim.lif.n_cell_synapses if sim.lif else 0),
+        coupling=sim.coupling,
+        # of them as Brian2 Synapses (0 rate-level ones under matrix coupling)
+        n_brian2_synapses=sim.n_synapses_simulated + (sim.lif.n_cell_synapses if sim.lif else 0),
         n_synapses_modelled=_modelled_synapses(circuit, sim.n_of),
         inhibitory=[p.name for p in circuit.populations if p.inhibitory],
         dale=opts["dale"],
@@ -191,7 +196,7 @@ def _modelled_synapses(circuit: Circuit, n_of: dict[str, int]) -> int:
     for q in circuit.projections:
         if not q.cut:
             pre, post = circuit.population(q.pre), circuit.population(q.post)
-            total += len(q.synapses(pre.shape, post.shape)[2]) * n_of[q.pre] * n_of[q.post]
+            total += q.n_nonzero(pre.shape, post.shape) * n_of[q.pre] * n_of[q.post]
     return total
 
 
