@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from ctattn.circuits.description import Circuit, Population
 
-__all__ = ["TARGETS", "brian2_target", "GroupPlan", "plan_groups", "plan_synapses"]
+__all__ = ["TARGETS", "brian2_target", "GroupPlan", "plan_groups", "plan_synapses", "single_threaded_blas"]
 
 TARGETS = ("numpy", "cython", "standalone")
 
@@ -105,3 +105,21 @@ def plan_synapses(circuit: Circuit, groups: list[GroupPlan]):
         entry[1].append(j + gpost.offsets[post.name])
         entry[2].append(w)
     return {k: tuple(np.concatenate(parts) for parts in v) for k, v in merged.items()}
+
+
+@contextlib.contextmanager
+def single_threaded_blas(active: bool):
+    """One BLAS thread for the per-step matrix-vector products of matrix coupling (rate and
+    spiking backends): they are small, and thread synchronisation cost 12x their arithmetic in a
+    profile (BERT-sized block, 2 busy cores). Needs ``threadpoolctl`` (the ``transformers``
+    extra); without it, BLAS keeps its threads."""
+    if not active:
+        yield
+        return
+    try:
+        from threadpoolctl import threadpool_limits
+    except ModuleNotFoundError:
+        yield
+        return
+    with threadpool_limits(limits=1, user_api="blas"):
+        yield

@@ -29,12 +29,16 @@ picks it above :data:`MATRIX_COUPLING_ABOVE` synapses.
 
 from __future__ import annotations
 
-import contextlib
 import time
 from contextlib import nullcontext
 
 import numpy as np
-from ctattn.circuits.backends.brian2_support import brian2_target, plan_groups, plan_synapses
+from ctattn.circuits.backends.brian2_support import (
+    brian2_target,
+    plan_groups,
+    plan_synapses,
+    single_threaded_blas,
+)
 from ctattn.circuits.backends.result import SimulationResult
 from ctattn.circuits.description import Circuit
 from ctattn.circuits.timing import Timing, gate_table, relay_table
@@ -123,23 +127,6 @@ def run(circuit: Circuit, tokens: Tokens, **options) -> SimulationResult:
         wall_s=time.perf_counter() - start,
     )
     return SimulationResult(Y=Y, window_rates=window_rates, info=info, traces=traces)
-
-
-@contextlib.contextmanager
-def _single_threaded_blas(active: bool):
-    """One BLAS thread for the per-step matrix-vector products: they are small, and thread
-    synchronisation cost 12x their arithmetic in a profile (BERT-sized block, 2 busy cores).
-    Needs ``threadpoolctl`` (the ``transformers`` extra); without it, BLAS keeps its threads."""
-    if not active:
-        yield
-        return
-    try:
-        from threadpoolctl import threadpool_limits
-    except ModuleNotFoundError:
-        yield
-        return
-    with threadpool_limits(limits=1, user_api="blas"):
-        yield
 
 
 def _matrix_inputs(circuit: Circuit, groups, neuron_groups):
@@ -250,7 +237,7 @@ def _simulate(
         objects += trace_monitors
     net = b2.Network(objects)
     start = time.perf_counter()
-    with _single_threaded_blas(coupling == "matrix"):
+    with single_threaded_blas(coupling == "matrix"):
         net.run(
             n_windows * window * b2.second + dt,
             namespace=namespace,

@@ -120,6 +120,24 @@ class LifModel:
             raise ValueError(f"unknown constant(s) of {self.name}: {sorted(unknown)}")
         return LifModel(**{**self.__dict__, "constants": {**self.constants, **kw}})
 
+    def neuron_group(self, b2, n: int, clock, name: str | None = None):
+        """A Brian2 ``NeuronGroup`` of ``n`` cells of this type (Euler-Maruyama; durations in
+        the constants, ``tau*`` and ``T_*``, carry seconds; pyramids also signal ``burst``)."""
+        ns = {k: (x * b2.second if k.startswith(("tau", "T_")) else x) for k, x in self.constants.items()}
+        kwargs = {} if name is None else {"name": name}
+        return b2.NeuronGroup(
+            n,
+            self.equations,
+            threshold=f"v > {self.threshold!r}",
+            reset=self.reset,
+            refractory=self.refractory_s * b2.second,
+            method="euler",
+            namespace=ns,
+            events={"burst": "trig > 0.5"} if self.readout == "burst" else None,
+            clock=clock,
+            **kwargs,
+        )
+
     def describe(self) -> dict:
         """Everything that defines the cell's dynamics (what the calibration cache hashes)."""
         return {

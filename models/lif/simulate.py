@@ -102,19 +102,7 @@ def simulate_grid(
         b2.start_scope()
         b2.seed(noise_seed)
         clock = b2.Clock(dt=dt * b2.second)
-        ns = {k: (x * b2.second if k.startswith(("tau", "T_")) else x) for k, x in model.constants.items()}
-        events = {"burst": "trig > 0.5"} if model.readout == "burst" else None
-        group = b2.NeuronGroup(
-            n,
-            model.equations,
-            threshold=f"v > {model.threshold!r}",
-            reset=model.reset,
-            refractory=model.refractory_s * b2.second,
-            method="euler",
-            namespace=ns,
-            events=events,
-            clock=clock,
-        )
+        group = model.neuron_group(b2, n, clock)
         for key, val in params.items():
             setattr(group, key, val)
         group.v = v_init

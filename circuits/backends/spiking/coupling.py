@@ -31,8 +31,6 @@ many of them are Brian2 ``Synapses`` (``n_brian2_synapses``: 0 under ``matrix``)
 
 from __future__ import annotations
 
-import contextlib
-
 import numpy as np
 from ctattn.circuits.backends.brian2_support import GroupPlan
 from ctattn.circuits.description import Circuit
@@ -45,7 +43,6 @@ __all__ = [
     "choose_coupling",
     "matrix_inputs",
     "matrix_operation",
-    "single_threaded_blas",
 ]
 
 COUPLINGS = ("auto", "synapses", "matrix")
@@ -175,20 +172,3 @@ def matrix_operation(circuit: Circuit, groups: list[GroupPlan], units: list, dec
             view += out.reshape(view.shape) if out.size == view.size else out  # else: broadcast
 
     return update
-
-
-@contextlib.contextmanager
-def single_threaded_blas(active: bool):
-    """One BLAS thread for the per-step products of the matrix coupling: they are small, and
-    thread synchronisation costs more than their arithmetic (as in the rate backend). Needs
-    ``threadpoolctl`` (the ``transformers`` extra); without it, BLAS keeps its threads."""
-    if not active:
-        yield
-        return
-    try:
-        from threadpoolctl import threadpool_limits
-    except ModuleNotFoundError:
-        yield
-        return
-    with threadpool_limits(limits=1, user_api="blas"):
-        yield

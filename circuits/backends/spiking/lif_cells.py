@@ -269,20 +269,7 @@ class LifDrive:
             [np.repeat(np.arange(p.size) + plan.offsets[p.name], n_of[p.name]) for p in plan.members]
         )
         size = unit_of_cell.size
-        ns = {k: (x * b2.second if k.startswith(("tau", "T_")) else x) for k, x in model.constants.items()}
-        events = {"burst": "trig > 0.5"} if model.readout == "burst" else None
-        cells = b2.NeuronGroup(
-            size,
-            model.equations,
-            threshold=f"v > {model.threshold!r}",
-            reset=model.reset,
-            refractory=model.refractory_s * b2.second,
-            method="euler",
-            namespace=ns,
-            events=events,
-            clock=clock,
-            name=f"c{index}_{kind}",
-        )
+        cells = model.neuron_group(b2, size, clock, name=f"c{index}_{kind}")
         rng = rng_for(self.opts["seed"], f"lif_cells/{index}/{kind}")
         params: dict[str, list] = {}
         for p in plan.members:  # every unit's cells stratified on their own

@@ -15,13 +15,17 @@ import tempfile
 import time
 
 import numpy as np
-from ctattn.circuits.backends.brian2_support import GroupPlan, plan_groups, plan_synapses
+from ctattn.circuits.backends.brian2_support import (
+    GroupPlan,
+    plan_groups,
+    plan_synapses,
+    single_threaded_blas,
+)
 from ctattn.circuits.backends.spiking import lif_cells
 from ctattn.circuits.backends.spiking.coupling import (
     choose_coupling,
     matrix_inputs,
     matrix_operation,
-    single_threaded_blas,
 )
 from ctattn.circuits.backends.spiking.encoding import encoding_ranges, rate_scales_hz
 from ctattn.circuits.backends.spiking.options import RATE_BIN_S, RATE_CAP_HZ, SpikingTiming
