@@ -259,6 +259,12 @@ class Circuit:
                 total += proj.n_nonzero(pre.shape, post.shape)
         return total
 
+    def pool_reporters(self) -> set[str]:
+        """Names of the populations that project onto an inhibitory pool (the gain cells of the
+        divisive normalisation), through projections that are not cut."""
+        pools = {p.name for p in self.populations if p.model.kind == "pool"}
+        return {q.pre for q in self.projections if q.post in pools and not q.cut}
+
     def order(self) -> list[Population]:
         """Populations in an order where every input is computed first.
 

@@ -36,9 +36,7 @@ def encoding_ranges(circuit: Circuit, tokens: Tokens, user: dict | None) -> dict
     ceiling = {p.name: ADAPTATION["ceiling"] for p in circuit.populations if adaptive(p.model)}
     # the adaptive threshold is the log-sum of the exponents of an area's gain cells (those that
     # report to a pool): it holds the sum of their gains over the area's columns
-    pools = {p.name for p in circuit.populations if p.model.kind == "pool"}
-    reporters = {q.pre for q in circuit.projections if q.post in pools and not q.cut}
-    bounds = rate_bounds(circuit, tokens, gain_ceiling=ceiling, gain_sum_ceiling=reporters)
+    bounds = rate_bounds(circuit, tokens, gain_ceiling=ceiling, gain_sum_ceiling=circuit.pool_reporters())
     out = {}
     for pop in circuit.populations:
         r = np.full(pop.shape, user[pop.name]) if pop.name in user else bounds[pop.name]

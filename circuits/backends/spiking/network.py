@@ -242,8 +242,7 @@ class _Simulation:
         areas = sorted({p.area for p in self.circuit.populations if adaptive(p.model)})
         if not areas:
             return []
-        pools = {p.name for p in self.circuit.populations if p.model.kind == "pool"}
-        reporters = {q.pre for q in self.circuit.projections if q.post in pools and not q.cut}
+        reporters = self.circuit.pool_reporters()
         group = b2.NeuronGroup(
             len(areas),
             "drive : 1\ndm/dt = log(clip(drive, 1e-30, inf)) / tau_adapt : 1",

@@ -53,8 +53,7 @@ def _inputs(circuit: Circuit, rates: dict, pop) -> dict[str, np.ndarray]:
 def _thresholds(circuit: Circuit, inputs: dict) -> dict[str, float]:
     """Equilibrium adaptive threshold ``m = log sum_j exp(slope (I_a,j + b_a,j))`` per area,
     over the gain cells that report to the area's pool."""
-    pools = {p.name for p in circuit.populations if p.model.kind == "pool"}
-    reporters = {q.pre for q in circuit.projections if q.post in pools and not q.cut}
+    reporters = circuit.pool_reporters()
     exponents: dict[str, list[np.ndarray]] = {}
     for pop in circuit.populations:
         if pop.name in reporters and adaptive(pop.model) and pop.name in inputs:
