@@ -35,7 +35,15 @@ from __future__ import annotations
 
 from ctattn.models.neurons import CellModel
 
-__all__ = ["SITES", "ADAPTATION", "adaptive", "unit_equations", "trace_jump", "step_code"]
+__all__ = [
+    "SITES",
+    "ADAPTATION",
+    "adaptive",
+    "adapted_gain_expression",
+    "unit_equations",
+    "trace_jump",
+    "step_code",
+]
 
 SITES = ("basal", "apical", "shunt")
 
@@ -59,6 +67,16 @@ def adaptive(model: CellModel) -> bool:
 #: ``ceiling``: the gain's encoding range, 2 (twice the equilibrium bound, for the transients
 #: while ``m`` follows a change; the saturation count checks it at every step).
 ADAPTATION = dict(tau_adapt_s=2e-3, ceiling=2.0)
+
+
+def adapted_gain_expression(model: CellModel, arg: str = "I_apical + b_apical", m: str = "m_in") -> str:
+    """The apical gain ``g(arg)`` with the adaptive threshold ``m`` (:data:`ADAPTATION`), in
+    Brian2 syntax: ``exp(slope arg - m)`` for an exponential gain, ``g(arg) exp(-m)`` otherwise
+    (the same common factor; the exponent is clipped to +-50 so that a silent area's falling
+    ``m`` never overflows)."""
+    if model.gain.name == "exp":
+        return f"exp(clip({model.gain.slope!r} * ({arg}) - {m}, -50, 50))"
+    return f"{model.gain.expression(arg)} * exp(clip(-{m}, -50, 50))"
 
 
 def unit_equations(model: CellModel, synaptic_inputs: dict[str, list[str]]) -> str:

@@ -121,9 +121,7 @@ def test_lif_runs_are_reproducible_from_the_master_seed():
     assert a.info["dt_ms"] == LIF_DEFAULTS["dt_ms"]
 
 
-@pytest.mark.parametrize(
-    "variant, layout, population", [("softmax", "mask", "L5"), ("linear", "memory", "L23")]
-)
+@pytest.mark.parametrize("variant, layout, population", [("linear", "memory", "L23")])
 def test_lif_refuses_cells_it_has_no_version_of(variant, layout, population):
     circuit, T = _small(variant, layout)
     with pytest.raises(InputError, match=f"neuron: 'lif'.*{population}"):

@@ -15,7 +15,7 @@ Two-compartment pyramidal cell, BAC firing (Larkum, Zhu & Sakmann 1999, Nature 3
 Larkum, Senn & Luscher 2004, Cereb Cortex 14:1059)::
 
     tau   dv/dt  = -v + I_b + b + A_ca plat + sigma sqrt(2 tau) xi_s     (soma, basal input)
-    tau_a dva/dt = -va + I_a + sigma_a sqrt(2 tau_a) xi_a                (apical tuft, own potential)
+    tau_a dva/dt = -va - g_sh (va - E_sh) + I_a + sigma_a sqrt(2 tau_a) xi_a   (apical tuft, E_sh = 0)
     plat = [t < t_ca_end]                                                (Ca2+ plateau current)
     at a somatic spike outside a plateau (an *event*): if va + dV_bap > theta_ca the
     back-propagating spike triggers a Ca2+ spike: t_ca_end = t + T_ca, one *burst* event.
@@ -25,6 +25,11 @@ of cells whose Ca threshold lies below the tuft potential, linear in ``I_a``; tu
 independent, so burst rate = event rate(I_b) x P(Ca | I_a) (Naud & Sprekeler 2018, PNAS
 115:E6329: multiplexing by burst rate = event rate x burst probability). The readout is the
 burst event (a burst-reading synapse).
+
+Shunting inhibition of the tuft (``g_sh``, in units of the tuft's leak conductance; 0 unless a
+divisive population's pool drives it) divides the tuft potential, ``<va> = I_a / (1 + g_sh)``,
+hence the burst probability, which is linear in ``va``: dendrite-targeting (SOM, Martinotti)
+inhibition gates the Ca2+ spike (Murayama et al. 2009, Nature 457:1137).
 
 Shunting divider: the shunt acts on the compartment that integrates the drive; spikes start in
 a separate compartment (soma / axon initial segment, Brette 2013 PLoS Comput Biol 9:e1003338).
@@ -59,10 +64,11 @@ b : 1 (constant)
 
 _PYR_EQS = """
 dv/dt = (-v + I_b + b + A_ca * plat) / tau + sigma * sqrt(2 / tau) * xi_s : 1 (unless refractory)
-dva/dt = (-va + I_a) / tau_a + sigma_a * sqrt(2 / tau_a) * xi_a : 1
+dva/dt = (-va - g_sh * va + I_a) / tau_a + sigma_a * sqrt(2 / tau_a) * xi_a : 1
 plat = int(t < t_ca_end) : 1
 I_b : 1
 I_a : 1
+g_sh : 1
 b : 1 (constant)
 theta_ca : 1 (constant)
 t_ca_end : second

@@ -17,7 +17,20 @@ Cell type per population [choice]:
 * L2/3 and L5 pyramidal cells: the two-compartment BAC pyramid; its *burst* events are the
   unit's readout, so the product ``f(I_b) g(I_a)`` is made by the Ca2+ plateau mechanism in the
   cells (burst rate = event rate(basal) x P(Ca | apical), Naud & Sprekeler 2018), not by a
-  formula. Divisive (normalized, softmax) and memory cells have no ``lif`` version yet.
+  formula. Memory (key-value layout) cells have no ``lif`` version yet.
+
+Division (``normalized``, ``softmax``) [choice]: the pool's spikes open a shunting conductance
+on the tuft of the divisive L5 cells, ``g_sh = TUFT_SHUNT I_s`` (dendrite-targeting inhibition
+gates the Ca2+ spike), which divides the tuft potential, ``<va> = I_a / (1 + g_sh)``, hence the
+burst probability (linear in ``va``). A shunt divides exactly only when it is much larger than
+the leak; the area's adaptive threshold ``m`` (the log-sum of its gains, as for ``poisson``
+softmax, :data:`ctattn.models.spiking.ADAPTATION`; for ``lif`` also on the ``relu`` gains of
+``normalized``, as a common factor ``exp(-m)``) holds the pool near
+:data:`~.lif_tables.POOL_EQUILIBRIUM`, and the tuft's drive is scaled by ``1 + TUFT_SHUNT``
+so that the burst probability is ``g / I_s`` there. A pool off its equilibrium by ``delta``
+leaves a quotient error ``delta / (1 + TUFT_SHUNT)``. A shunt on the spiking soma would
+subtract rather than divide (the reset undoes it: Holt & Koch 1997; measured in
+:mod:`ctattn.models.lif`), hence the tuft.
 
 Drive, from the unit's synaptic value ``x`` (value units of the description: the summed
 synaptic currents, filtered once more by a dendritic time constant ``tau_m`` so that the cells
@@ -29,6 +42,8 @@ solution)::
     point / relay:  I = F^{-1}(rho [f(x_b + b_b)]_+),             rho = h top / B_b
     pyramid:        I_b = F^{-1}(h top [f(x_b + b_b)]_+ / B_b),    I_a = G^{-1}(h [g(x_a + b_a)]_+ / B_a)
                     burst rate = F(I_b) G(I_a) = rho f g,           rho = h^2 top / (B_b B_a)
+    divisive L5:    I_a = (1 + TUFT_SHUNT) G^{-1}(h g e^{-m} / B_a),  g_sh = TUFT_SHUNT I_s
+                    burst rate = F(I_b) G(I_a / (1 + g_sh)) ~ rho f g e^{-m} / I_s
 
 ``B_b``, ``B_a`` are the a-priori bounds of the compartment's transfer (:mod:`ctattn.circuits.bounds`:
 weights, biases, inputs' largest values), ``h`` the headroom (0.8, as for ``poisson``: the rest
@@ -53,7 +68,10 @@ from __future__ import annotations
 
 import numpy as np
 from ctattn.circuits.backends.spiking.lif_tables import (
+    POOL_EQUILIBRIUM,
     TOP_INPUT,
+    TUFT_SHUNT,
+    adapted_populations,
     calibrated_tables,
     compartment_bounds,
     inverse_lut,
@@ -61,7 +79,7 @@ from ctattn.circuits.backends.spiking.lif_tables import (
 )
 from ctattn.circuits.description import Circuit, Population
 from ctattn.models.lif.simulate import deterministic_noise_order
-from ctattn.models.spiking import SITES, adaptive
+from ctattn.models.spiking import SITES, adapted_gain_expression
 
 from ctattn.core.problem import InputError, Tokens
 from ctattn.core.seeding import rng_for
@@ -83,7 +101,7 @@ def cell_type(pop: Population) -> str:
         return "relay"
     if kind in ("point", "pool"):
         return "interneuron" if pop.inhibitory else "relay"
-    if kind == "pyramidal" and not pop.model.divisive:
+    if kind == "pyramidal" and not pop.model.integrator:
         return "pyramidal"
     return ""
 
@@ -91,22 +109,23 @@ def cell_type(pop: Population) -> str:
 def check_supported(circuit: Circuit) -> None:
     """Refuse, naming the population, a circuit with cells that have no ``lif`` version yet."""
     for pop in circuit.populations:
-        if not cell_type(pop) or adaptive(pop.model):
-            what = "memory (key-value layout)" if pop.model.integrator else "divisive or exponential-gain"
+        if not cell_type(pop):
             raise InputError(
-                f"neuron: 'lif' has no {what} cells yet (population {pop.name}); "
-                f"use the linear variant with the mask layout, or neuron 'poisson'"
+                f"neuron: 'lif' has no memory (key-value layout) cells yet (population {pop.name}); "
+                f"use the mask layout, or neuron 'poisson'"
             )
 
 
-def unit_equations(pop: Population, synaptic_inputs: dict[str, list[str]]) -> str:
+def unit_equations(pop: Population, synaptic_inputs: dict[str, list[str]], adapted: bool = False) -> str:
     """Brian2 equations of a unit of ``pop`` (and of the populations merged with it), whose
-    cells are ``lif`` cells of :func:`cell_type`.
+    cells are ``lif`` cells of :func:`cell_type`; ``adapted``: its apical gain carries the
+    area's adaptive threshold ``m_in`` (:func:`.lif_tables.adapted_populations`).
 
     Defines ``a`` (the unit's filtered readout train, incremented by its cells), ``count`` (the
     cells' readout events), ``intensity`` (the cells' spikes per cell, summed: the rate cap is
     checked on it), ``saturated`` and the drive the cells read: ``drive`` (point cells) or
-    ``drive_b``, ``drive_a`` (pyramids), with ``over`` > 0 when the value passes its bound.
+    ``drive_b``, ``drive_a`` and the tuft's shunt ``g_tuft`` (pyramids), with ``over`` > 0 when
+    the value passes its bound.
     """
     model, kind = pop.model, cell_type(pop)
     lines = [
@@ -139,12 +158,19 @@ def unit_equations(pop: Population, synaptic_inputs: dict[str, list[str]]) -> st
     if model.kind != "relay":
         lines.append(f"x_b = clip({model.transfer.expression('I_basal + b_basal')}, 0, inf) : 1")
     if kind == "pyramidal":
+        gain = adapted_gain_expression(model) if adapted else model.gain.expression("I_apical + b_apical")
+        # divisive cells: the pool's value I_shunt opens a shunt on the tuft, <va> = I_a / (1 + g);
+        # the drive is scaled so that the burst probability is g / I_s at the pool's equilibrium
+        shunt = "tuft_shunt * clip(I_shunt, 0, inf)" if model.divisive else "0"
+        scale = "(1 + tuft_shunt * pool_equilibrium) * " if model.divisive else ""
         lines += [
-            f"x_a = clip({model.gain.expression('I_apical + b_apical')}, 0, inf) : 1",
+            *(["m_in : 1  # the area's adaptive threshold of the apical gain"] if adapted else []),
+            f"x_a = clip({gain}, 0, inf) : 1",
             "u_b = headroom * x_b / (B_b + int(B_b <= 0)) : 1",
             "u_a = headroom * x_a / (B_a + int(B_a <= 0)) : 1",
             f"drive_b = finv_pyramidal(u_b * top_pyramidal / dr_pyramidal * second) {off} : 1",
-            "drive_a = ginv_pyramidal(u_a / dg_pyramidal * second) : 1",
+            f"drive_a = {scale}ginv_pyramidal(clip(u_a, 0, 1) / dg_pyramidal * second) : 1",
+            f"g_tuft = {shunt} : 1",
             "over : 1",
         ]
     else:
@@ -169,11 +195,6 @@ def draw_heterogeneity(kind: str, n_units: int, n: int, rng: np.random.Generator
         u = (rng.permuted(np.tile(np.arange(n), (n_units, 1)), axis=1) + rng.random((n_units, n))) / n
         out[name] = (lo + (hi - lo) * u + shift).ravel()
     return out
-
-
-def group_key(pop: Population):
-    """Unit groups of a ``lif`` run: one per cell law and cell type."""
-    return (pop.model, cell_type(pop))
 
 
 def step_code(pop: Population) -> str:
@@ -212,6 +233,14 @@ class LifDrive:
             self.top[name] = float(np.interp(TOP_INPUT[name], table.axis, table.F))
         self.bounds = compartment_bounds(circuit, tokens)
         self.type_of = {p.name: cell_type(p) for p in circuit.populations}
+        self.adapted = adapted_populations(circuit)
+
+    def group_key(self, pop: Population):
+        """Unit groups of a ``lif`` run: one per cell law, cell type and adaptation."""
+        return (pop.model, cell_type(pop), pop.name in self.adapted)
+
+    def unit_equations(self, pop: Population, synaptic_inputs: dict[str, list[str]]) -> str:
+        return unit_equations(pop, synaptic_inputs, adapted=pop.name in self.adapted)
 
     def rho(self) -> dict[str, np.ndarray]:
         """``rho`` per population (Hz per unit value): the top rate at the a-priori bound."""
@@ -240,6 +269,8 @@ class LifDrive:
                 ns[f"ginv_{name}"] = b2.TimedArray(glut, dt=1 * b2.second, name=f"ginv_{name}")
                 ns[f"dg_{name}"] = gstep
         ns["headroom"] = self.headroom
+        ns["tuft_shunt"] = TUFT_SHUNT
+        ns["pool_equilibrium"] = POOL_EQUILIBRIUM
         return ns
 
     def info(self) -> dict:
@@ -281,7 +312,10 @@ class LifDrive:
         if model.readout == "burst":
             cells.t_ca_end = -1 * b2.second
             cells.run_on_event("burst", "trig = 0")
-            read = "I_b_post = drive_b_pre : 1 (summed)\nI_a_post = drive_a_pre : 1 (summed)"
+            read = (
+                "I_b_post = drive_b_pre : 1 (summed)\nI_a_post = drive_a_pre : 1 (summed)\n"
+                "g_sh_post = g_tuft_pre : 1 (summed)"
+            )
         else:
             read = "I_post = drive_pre : 1 (summed)"
         feed = b2.Synapses(units, cells, model=read, clock=clock, name=f"drive{index}")

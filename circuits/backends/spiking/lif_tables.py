@@ -18,6 +18,7 @@ import numpy as np
 from ctattn.circuits.bounds import _input_bound, rate_bounds
 from ctattn.circuits.description import Circuit
 from ctattn.models.lif import calibrate, get_model
+from ctattn.models.spiking import ADAPTATION, adaptive
 
 from ctattn.core.problem import Tokens
 
@@ -26,6 +27,9 @@ __all__ = [
     "TOP_INPUT",
     "CALIBRATION",
     "TUFT_SIGMA",
+    "TUFT_SHUNT",
+    "POOL_EQUILIBRIUM",
+    "adapted_populations",
     "lif_model",
     "calibrated_tables",
     "inverse_lut",
@@ -52,6 +56,16 @@ CALIBRATION = dict(n_per=100, duration=2.0, seed=20260)
 #: model): it smooths P(Ca | I_a) near 0, where the circuit's apical values mostly sit (the
 #: a-priori bounds are loose), and a toe there is rectified by a fluctuating apical input.
 TUFT_SIGMA = 0.01
+#: Shunting conductance on a divisive pyramid's tuft per unit value of its pool, in units of the
+#: tuft's leak conductance [choice]: ``<va> = I_a / (1 + TUFT_SHUNT I_s)``. At the pool's
+#: equilibrium (:data:`POOL_EQUILIBRIUM`) the shunt is 4x the leak; a pool that strays by a
+#: fraction ``delta`` from it leaves a quotient error ``delta / (1 + TUFT_SHUNT)`` (5x less than
+#: no division at all), and the exact quotient would need an infinite shunt.
+TUFT_SHUNT = 4.0
+#: The value at which the adaptive threshold holds an area's pool (its gains sum to 1,
+#: :data:`ctattn.models.spiking.ADAPTATION`): the divisive tuft's drive is scaled by
+#: ``1 + TUFT_SHUNT POOL_EQUILIBRIUM`` so that its burst probability is ``g / I_s`` there.
+POOL_EQUILIBRIUM = 1.0
 #: Samples of the inverse look-up tables.
 LUT_SIZE = 4001
 
@@ -73,11 +87,33 @@ def calibrated_tables(dt: float, target: str) -> tuple[dict, float]:
     return tables, time.perf_counter() - t0
 
 
+def adapted_populations(circuit: Circuit) -> frozenset[str]:
+    """Populations whose apical gain carries their area's adaptive threshold ``m`` under
+    ``lif``: the exponential gains (as with ``poisson``) and every gain of an area whose pool
+    divides (the gain cells that report to the pool, and the divisive deep cells). The common
+    factor ``exp(-m)`` cancels in ``g_j / sum_j' g_j'``; it holds the pool at
+    :data:`POOL_EQUILIBRIUM`, where the tuft shunt divides (:data:`TUFT_SHUNT`)."""
+    reporters = set(circuit.pool_reporters())
+    return frozenset(
+        p.name
+        for p in circuit.populations
+        if p.model.gain is not None and (adaptive(p.model) or p.model.divisive or p.name in reporters)
+    )
+
+
 def compartment_bounds(circuit: Circuit, tokens: Tokens) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """Per non-relay population, the a-priori bounds ``(B_b, B_a)`` of ``f(I_b + b_b)`` and
-    ``g(I_a + b_a)`` (``B_a = 1`` without an apical compartment); their product is the
-    population's rate bound of :func:`ctattn.circuits.bounds.rate_bounds`."""
-    bounds = rate_bounds(circuit, tokens)
+    ``g(I_a + b_a)`` (``B_a = 1`` without an apical compartment; the adaptation's ceiling for
+    the adapted gains of :func:`adapted_populations`); the rate bounds downstream are those of
+    :func:`ctattn.circuits.bounds.rate_bounds` with the same ceilings."""
+    adapted = adapted_populations(circuit)
+    ceiling = ADAPTATION["ceiling"]
+    bounds = rate_bounds(
+        circuit,
+        tokens,
+        gain_ceiling={name: ceiling for name in adapted},
+        gain_sum_ceiling=circuit.pool_reporters(),
+    )
     out = {}
     for pop in circuit.populations:
         if pop.model.kind == "relay":
@@ -87,7 +123,9 @@ def compartment_bounds(circuit: Circuit, tokens: Tokens) -> dict[str, tuple[np.n
         b_a = 0.0 if pop.bias_apical is None else pop.bias_apical
         B_b = np.maximum(pop.model.transfer(_input_bound(circuit, pop, bounds, "basal") + b_b), 0.0)
         B_a = np.ones(pop.shape)
-        if pop.model.gain is not None:
+        if pop.name in adapted:
+            B_a = np.full(pop.shape, ceiling)
+        elif pop.model.gain is not None:
             B_a = np.maximum(pop.model.gain(_input_bound(circuit, pop, bounds, "apical") + b_a), 0.0)
         if pop.silenced:
             B_b = np.zeros(pop.shape)

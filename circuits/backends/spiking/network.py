@@ -31,7 +31,14 @@ from ctattn.circuits.backends.spiking.encoding import encoding_ranges, rate_scal
 from ctattn.circuits.backends.spiking.options import RATE_BIN_S, RATE_CAP_HZ, SpikingTiming
 from ctattn.circuits.description import Circuit
 from ctattn.circuits.timing import relay_table
-from ctattn.models.spiking import ADAPTATION, adaptive, step_code, trace_jump, unit_equations
+from ctattn.models.spiking import (
+    ADAPTATION,
+    adapted_gain_expression,
+    adaptive,
+    step_code,
+    trace_jump,
+    unit_equations,
+)
 
 from ctattn.core.problem import InputError, Tokens
 from ctattn.core.seeding import rng_for, seed_for
@@ -75,8 +82,10 @@ class _Simulation:
         if opts["neuron"] == "lif":  # cells, drive tables and ranges: lif_cells
             self.lif = lif_cells.LifDrive(circuit, tokens, timing.dt, opts)
             self.n_of, self.ranges, self.rho = self.lif.n_of, self.lif.ranges(), self.lif.rho()
-            self.groups: list[GroupPlan] = plan_groups(circuit, key=lif_cells.group_key)
+            self.groups: list[GroupPlan] = plan_groups(circuit, key=self.lif.group_key)
+            self.adapted = self.lif.adapted
         else:
+            self.adapted = frozenset(p.name for p in circuit.populations if adaptive(p.model))
             self.ranges = encoding_ranges(circuit, tokens, opts["encoding_ranges"])
             # rho: Hz per neuron at unit value, so that the a-priori largest value sits at a
             # fraction `headroom` of the cap (the rest absorbs the shot noise of the inputs)
@@ -149,7 +158,7 @@ class _Simulation:
         for index, plan in enumerate(self.groups):
             kind = plan.members[0].model.kind
             if self.lif is not None:
-                equations = lif_cells.unit_equations(plan.members[0], inputs[index])
+                equations = self.lif.unit_equations(plan.members[0], inputs[index])
             else:
                 equations = unit_equations(plan.members[0].model, inputs[index])
             units = b2.NeuronGroup(
@@ -235,11 +244,14 @@ class _Simulation:
         self.network = b2.Network(objects)
 
     def _adaptation(self, clock, namespace) -> list:
-        """The adaptive thresholds of the exponential gains (:data:`ADAPTATION`), one per area:
-        fed by the area's gain cells (those that report to a pool), read by its adaptive cells."""
+        """The adaptive thresholds of the apical gains (:data:`ADAPTATION`), one per area:
+        fed by the area's gain cells (those that report to a pool), read by its adaptive cells.
+        ``poisson``: the exponential gains; ``lif``: also the gains of a divisive area
+        (:func:`.lif_tables.adapted_populations`)."""
         import brian2 as b2
 
-        areas = sorted({p.area for p in self.circuit.populations if adaptive(p.model)})
+        adapted = self.adapted
+        areas = sorted({p.area for p in self.circuit.populations if p.name in adapted})
         if not areas:
             return []
         reporters = self.circuit.pool_reporters()
@@ -253,7 +265,7 @@ class _Simulation:
         )
         objects = [group]
         for k, plan in enumerate(self.groups):
-            if not adaptive(plan.members[0].model):
+            if plan.members[0].name not in adapted:
                 continue
             src_i, src_j, dst_i, dst_j = [], [], [], []
             for pop in plan.members:
@@ -265,12 +277,12 @@ class _Simulation:
                 if pop.name in reporters:
                     src_i.append(cells)
                     src_j.append(np.full(cells.size, area))
-            slope = plan.members[0].model.gain.slope
+            gain = adapted_gain_expression(plan.members[0].model, "I_apical_pre + b_apical_pre", "m_post")
             if src_i:
                 up = b2.Synapses(
                     self.units[k],
                     group,
-                    model=f"drive_post = exp(clip({slope!r} * (I_apical_pre + b_apical_pre) - m_post, -50, 50)) : 1 (summed)",
+                    model=f"drive_post = {gain} : 1 (summed)",
                     clock=clock,
                     name=f"adapt_in{k}",
                 )
