@@ -78,8 +78,9 @@ def test_standard_problem_acceptance():
     assert info["n_interneurons"] == sum(
         p.size * ACCEPTANCE["inhibitory_per_unit"] for p in dale.populations if p.inhibitory
     )
-    # synapses simulated: rate-level weights plus one drive and one event synapse per cell
-    assert info["n_synapses"] == info["n_weights"] + 2 * info["n_neurons"]
+    # synapses simulated: rate-level weights plus one event synapse per cell (a cell reads its
+    # unit's summed input as a linked variable)
+    assert info["n_synapses"] == info["n_weights"] + info["n_neurons"]
     assert set(info["mean_rate_hz"]) == {p.name for p in dale.populations}
     json.dumps(info)
 

@@ -126,14 +126,21 @@ class LifModel:
             raise ValueError(f"unknown constant(s) of {self.name}: {sorted(unknown)}")
         return LifModel(**{**self.__dict__, "constants": {**self.constants, **kw}})
 
-    def neuron_group(self, b2, n: int, clock, name: str | None = None):
+    def neuron_group(self, b2, n: int, clock, name: str | None = None, linked: tuple[str, ...] = ()):
         """A Brian2 ``NeuronGroup`` of ``n`` cells of this type (Euler-Maruyama; durations in
-        the constants, ``tau*`` and ``T_*``, carry seconds; pyramids also signal ``burst``)."""
+        the constants, ``tau*`` and ``T_*``, carry seconds; pyramids also signal ``burst``).
+        ``linked``: input variables (of ``inputs`` and ``g_sh``) declared as Brian2 linked
+        variables, to be linked to another group's values (the same dynamics)."""
         ns = {k: (x * b2.second if k.startswith(("tau", "T_")) else x) for k, x in self.constants.items()}
         kwargs = {} if name is None else {"name": name}
+        equations = self.equations
+        for var in linked:
+            if f"\n{var} : 1\n" not in equations:
+                raise ValueError(f"{self.name}: no input variable {var!r} to link")
+            equations = equations.replace(f"\n{var} : 1\n", f"\n{var} : 1 (linked)\n")
         return b2.NeuronGroup(
             n,
-            self.equations,
+            equations,
             threshold=f"v > {self.threshold!r}",
             reset=self.reset,
             refractory=self.refractory_s * b2.second,

@@ -76,8 +76,8 @@ only: ``inhibitory_per_unit``, ``readout_per_unit`` (cells per Dale interneuron 
 bins, and spikes per neuron per second), ``saturated_fraction``, ``encoding_range``,
 ``readout_rho_hz``, ``spikes_per_output``, timings (``sim_time_s``, ``compile_s``, ``run_s``,
 ``wall_s``, ``realtime_factor``), ``shot_noise_bound`` and the settings. ``lif`` adds
-``cells_per_unit`` (per population), ``n_cell_synapses`` (one drive and one event synapse per
-cell, included in ``n_synapses``), ``calibration_s`` (apart from ``wall_s``) and
+``cells_per_unit`` (per population), ``n_cell_synapses`` (one event synapse per cell, included
+in ``n_synapses``; a cell reads its unit's drive as a linked variable), ``calibration_s`` (apart from ``wall_s``) and
 ``lif_top_rate_hz``; its ``peak_rate_hz`` and ``mean_rate_hz`` count every spike of the cells
 (5 ms bins of the population's spikes per cell), ``shot_noise_bound`` treats the readout's
 counts as Poisson (an estimate: LIF cells fire more regularly).

@@ -6,7 +6,8 @@ current per unit) and the filtered spike train ``a`` of each unit. With ``lif`` 
 draws its spikes: its ``n`` cells are threshold neurons of :mod:`ctattn.models.lif` (own membrane
 potential, leak, threshold, reset, refractory period, own white noise, stratified heterogeneous
 bias drawn from the master seed), and every readout event of a cell adds to its unit's ``a`` and
-count (one synapse per cell). A cell reads its unit's drive through one synapse per cell.
+count (one synapse per cell). A cell reads its unit's drive as a Brian2 linked variable (the
+unit's summed synaptic input, computed once per unit).
 
 Cell type per population [choice]:
 
@@ -42,8 +43,11 @@ solution)::
     point / relay:  I = F^{-1}(rho [f(x_b + b_b)]_+),             rho = h top / B_b
     pyramid:        I_b = F^{-1}(h top [f(x_b + b_b)]_+ / B_b),    I_a = G^{-1}(h [g(x_a + b_a)]_+ / B_a)
                     burst rate = F(I_b) G(I_a) = rho f g,           rho = h^2 top / (B_b B_a)
-    divisive L5:    I_a = (1 + TUFT_SHUNT) G^{-1}(h g e^{-m} / B_a),  g_sh = TUFT_SHUNT I_s
+    divisive L5:    I_a = (1 + TUFT_SHUNT) (c / B_a) G^{-1}(h g e^{-m} / c),   g_sh = TUFT_SHUNT I_s
                     burst rate = F(I_b) G(I_a / (1 + g_sh)) ~ rho f g e^{-m} / I_s
+
+(``c`` the adaptation's ceiling, ``B_a`` = :data:`~.lif_tables.QUOTIENT_BOUND`; ``G`` is linear
+from 0, so the scale passes through it.)
 
 ``B_b``, ``B_a`` are the a-priori bounds of the compartment's transfer (:mod:`ctattn.circuits.bounds`:
 weights, biases, inputs' largest values), ``h`` the headroom (0.8, as for ``poisson``: the rest
@@ -79,7 +83,7 @@ from ctattn.circuits.backends.spiking.lif_tables import (
 )
 from ctattn.circuits.description import Circuit, Population
 from ctattn.models.lif.simulate import deterministic_noise_order
-from ctattn.models.spiking import SITES, adapted_gain_expression
+from ctattn.models.spiking import ADAPTATION, SITES, adapted_gain_expression
 
 from ctattn.core.problem import InputError, Tokens
 from ctattn.core.seeding import rng_for
@@ -162,12 +166,14 @@ def unit_equations(pop: Population, synaptic_inputs: dict[str, list[str]], adapt
         # divisive cells: the pool's value I_shunt opens a shunt on the tuft, <va> = I_a / (1 + g);
         # the drive is scaled so that the burst probability is g / I_s at the pool's equilibrium
         shunt = "tuft_shunt * clip(I_shunt, 0, inf)" if model.divisive else "0"
-        scale = "(1 + tuft_shunt * pool_equilibrium) * " if model.divisive else ""
+        scale = "(1 + tuft_shunt * pool_equilibrium) * adapt_ceiling / B_a * " if model.divisive else ""
+        # divisive cells: B_a bounds the quotient g / I_s; the drive encodes g up to the ceiling
+        gain_range = "adapt_ceiling" if model.divisive else "(B_a + int(B_a <= 0))"
         lines += [
             *(["m_in : 1  # the area's adaptive threshold of the apical gain"] if adapted else []),
             f"x_a = clip({gain}, 0, inf) : 1",
             "u_b = headroom * x_b / (B_b + int(B_b <= 0)) : 1",
-            "u_a = headroom * x_a / (B_a + int(B_a <= 0)) : 1",
+            f"u_a = headroom * x_a / {gain_range} : 1",
             f"drive_b = finv_pyramidal(u_b * top_pyramidal / dr_pyramidal * second) {off} : 1",
             f"drive_a = {scale}ginv_pyramidal(clip(u_a, 0, 1) / dg_pyramidal * second) : 1",
             f"g_tuft = {shunt} : 1",
@@ -271,6 +277,7 @@ class LifDrive:
         ns["headroom"] = self.headroom
         ns["tuft_shunt"] = TUFT_SHUNT
         ns["pool_equilibrium"] = POOL_EQUILIBRIUM
+        ns["adapt_ceiling"] = ADAPTATION["ceiling"]
         return ns
 
     def info(self) -> dict:
@@ -300,7 +307,14 @@ class LifDrive:
             [np.repeat(np.arange(p.size) + plan.offsets[p.name], n_of[p.name]) for p in plan.members]
         )
         size = unit_of_cell.size
-        cells = model.neuron_group(b2, size, clock, name=f"c{index}_{kind}")
+        # each cell reads its unit's drive (the summed synaptic input of its n cells, computed
+        # once per unit: an exact rewriting) as a linked variable, not through a synapse
+        reads = (
+            {"I_b": "drive_b", "I_a": "drive_a", "g_sh": "g_tuft"}
+            if model.readout == "burst"
+            else {"I": "drive"}
+        )
+        cells = model.neuron_group(b2, size, clock, name=f"c{index}_{kind}", linked=tuple(reads))
         rng = rng_for(self.opts["seed"], f"lif_cells/{index}/{kind}")
         params: dict[str, list] = {}
         for p in plan.members:  # every unit's cells stratified on their own
@@ -309,17 +323,11 @@ class LifDrive:
         for key, parts in params.items():
             setattr(cells, key, np.concatenate(parts))
         cells.v = rng.random(size) * 0.9 * model.threshold
+        for var, source in reads.items():
+            setattr(cells, var, b2.linked_var(units, source, index=unit_of_cell))
         if model.readout == "burst":
             cells.t_ca_end = -1 * b2.second
             cells.run_on_event("burst", "trig = 0")
-            read = (
-                "I_b_post = drive_b_pre : 1 (summed)\nI_a_post = drive_a_pre : 1 (summed)\n"
-                "g_sh_post = g_tuft_pre : 1 (summed)"
-            )
-        else:
-            read = "I_post = drive_pre : 1 (summed)"
-        feed = b2.Synapses(units, cells, model=read, clock=clock, name=f"drive{index}")
-        feed.connect(i=unit_of_cell, j=np.arange(size))
         on_pre = {"spk": "intensity_post += 1 / n_cells_post"}
         on_event = {"spk": "spike"}
         counted = "count_post += 1\na_post += jump_post"
@@ -329,8 +337,8 @@ class LifDrive:
             on_pre["spk"] += "\n" + counted
         back = b2.Synapses(cells, units, on_pre=on_pre, on_event=on_event, clock=clock, name=f"events{index}")
         back.connect(i=np.arange(size), j=unit_of_cell)
-        objects = [cells, feed, back]
-        self.n_cell_synapses += 2 * size
+        objects = [cells, back]
+        self.n_cell_synapses += size
         wanted = [p for p in plan.members if self.opts["record_spikes"] or p.name == self.circuit.readout]
         if wanted:
             mon = b2.EventMonitor(

@@ -29,6 +29,7 @@ __all__ = [
     "TUFT_SIGMA",
     "TUFT_SHUNT",
     "POOL_EQUILIBRIUM",
+    "QUOTIENT_BOUND",
     "adapted_populations",
     "lif_model",
     "calibrated_tables",
@@ -66,6 +67,12 @@ TUFT_SHUNT = 4.0
 #: :data:`ctattn.models.spiking.ADAPTATION`): the divisive tuft's drive is scaled by
 #: ``1 + TUFT_SHUNT POOL_EQUILIBRIUM`` so that its burst probability is ``g / I_s`` there.
 POOL_EQUILIBRIUM = 1.0
+#: Bound of the divisive cells' apical quotient ``g_j / I_s`` (``B_a`` of their burst rate): a
+#: gain is at most the pool's sum of which it is a part. Their tuft's drive still encodes the
+#: adapted gain up to the adaptation's ceiling (transients), scaled so that the tuft potential
+#: is ``h g / I_s`` (at most ``h (1 + TUFT_SHUNT) g / (1 + TUFT_SHUNT g) < 1`` while
+#: ``I_s >= g``: the burst probability does not saturate).
+QUOTIENT_BOUND = 1.0
 #: Samples of the inverse look-up tables.
 LUT_SIZE = 4001
 
@@ -123,7 +130,10 @@ def compartment_bounds(circuit: Circuit, tokens: Tokens) -> dict[str, tuple[np.n
         b_a = 0.0 if pop.bias_apical is None else pop.bias_apical
         B_b = np.maximum(pop.model.transfer(_input_bound(circuit, pop, bounds, "basal") + b_b), 0.0)
         B_a = np.ones(pop.shape)
-        if pop.name in adapted:
+        if pop.model.divisive and pop.name in adapted:
+            # the quotient g / I_s: a gain is at most the pool's sum of which it is a part
+            B_a = np.full(pop.shape, QUOTIENT_BOUND)
+        elif pop.name in adapted:
             B_a = np.full(pop.shape, ceiling)
         elif pop.model.gain is not None:
             B_a = np.maximum(pop.model.gain(_input_bound(circuit, pop, bounds, "apical") + b_a), 0.0)
