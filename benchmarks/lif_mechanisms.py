@@ -16,6 +16,9 @@ rates. "raw": the best-fitting ideal law on the raw inputs (relay/interneuron: a
 ``c I + d``; pyramidal: ``c I_b I_a``; divider: ``c I / (1 + g)``), least squares on the test
 run itself. "calibrated": the table from the calibration run (other seed) applied to the test
 inputs (pyramidal: ``F(I_b) G(I_a)``; divider: ``F(I / (1 + g))``; point cells: ``F(I)``).
+``pyramidal+shunt``: the pyramid with a shunting conductance ``g`` on its tuft (the divisive L5
+cell of the backend), raw law ``c I_b I_a / (1 + g)``, calibrated: the plain pyramid's table
+(made at ``g = 0``) at the tuft's quotient, ``F(I_b) G(I_a / (1 + g))``.
 "peak 5 ms": the highest population rate per cell in any 5 ms bin of the test run (all spikes)
 against the cap (200 Hz excitatory, 400 Hz inhibitory). The rates are means over ``n_per``
 cells and the whole test duration, so the calibrated error includes counting noise of
@@ -53,7 +56,60 @@ def axes_for(model, n_points):
     return [np.linspace(*model.operating_range[k], n_points) for k in model.inputs]
 
 
+#: The divisive L5 cell's tuft shunt (``pyramidal+shunt``): the tuft drive and the shunt over the
+#: range the backend uses (``I_a`` up to ``(1 + 4) x 0.5``, ``g_sh = 4 I_s`` for pools 0.5..1.5),
+#: so that the tuft potential ``I_a / (1 + g)`` stays within the Ca threshold range.
+SHUNT_RANGE = {"I_a": (0.5, 2.5), "g_sh": (2.0, 6.0)}
+
+
+def measure_shunt(args):
+    """The pyramid with a shunted tuft: burst rate against ``c I_b I_a / (1 + g)`` (raw) and
+    against the plain pyramid's table ``F(I_b) G(I_a / (1 + g))`` (calibrated at ``g = 0``, other
+    seed): how exactly the shunt divides the burst probability."""
+    model = MODELS["pyramidal"]
+    axes = axes_for(model, 7)
+    t0 = time.time()
+    table = calibrate(
+        model,
+        dict(zip(model.inputs, axes)),
+        n_per=args.n_per,
+        duration=args.duration,
+        seed=seed_for(args.seed, "lif-calibration-pyramidal"),
+        target=args.target,
+        use_cache=not args.no_cache,
+    )
+    t_cal = time.time() - t0
+    lo, hi = model.operating_range["I_b"]
+    mids = [np.linspace(lo, hi, 5), np.linspace(*SHUNT_RANGE["I_a"], 5), np.linspace(*SHUNT_RANGE["g_sh"], 5)]
+    mesh = np.meshgrid(*mids, indexing="ij")
+    grid = {k: m.ravel() for k, m in zip(("I_b", "I_a", "g_sh"), mesh)}
+    t0 = time.time()
+    run = simulate_grid(
+        model, grid, args.n_per, args.duration, rng_for(args.seed, "lif-test-shunt"), target=args.target
+    )
+    t_test = time.time() - t0
+    R = run.rates()
+    q = grid["I_a"] / (1.0 + grid["g_sh"])
+    return {
+        "cell": "pyramidal, tuft shunt",
+        "readout": model.readout,
+        "law": "c I_b I_a / (1 + g)",
+        "range": f"I_b {lo:g}..{hi:g}, I_a {SHUNT_RANGE['I_a'][0]:g}..{SHUNT_RANGE['I_a'][1]:g}, "
+        f"g {SHUNT_RANGE['g_sh'][0]:g}..{SHUNT_RANGE['g_sh'][1]:g}",
+        "rate": f"{R.min():.0f}-{R.max():.0f}",
+        "raw": rel_rms(best_scale((grid["I_b"] * q)[:, None], R), R),
+        "cal": rel_rms(table.transfer(grid["I_b"], q), R),
+        "peak": peak_bin_rate_hz(run),
+        "cap": model.rate_cap_hz,
+        "neurons": args.n_per * run.n_grid,
+        "wall": t_test,
+        "wall_cal": t_cal,
+    }
+
+
 def measure(name, args):
+    if name == "pyramidal+shunt":
+        return measure_shunt(args)
     model = MODELS[name]
     n_points = 13 if len(model.inputs) == 1 else 7
     axes = axes_for(model, n_points)
@@ -115,7 +171,9 @@ def main(argv=None):
     ap.add_argument("--duration", type=float, default=2.0, help="seconds simulated per run")
     ap.add_argument("--target", default="numpy", choices=["numpy", "cython"])
     ap.add_argument("--seed", type=int, default=0, help="master seed")
-    ap.add_argument("--cells", default=",".join(MODELS), help="comma-separated cell types")
+    ap.add_argument(
+        "--cells", default=",".join([*MODELS, "pyramidal+shunt"]), help="comma-separated cell types"
+    )
     ap.add_argument("--no-cache", action="store_true", help="recalibrate even when cached")
     args = ap.parse_args(argv)
     rows = [measure(name, args) for name in args.cells.split(",")]

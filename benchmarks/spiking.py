@@ -5,7 +5,7 @@
         [--inhibitory-ratio 0.25] [--readout-ratio 4] [--dt-ms DT] [--window-ms T]
         [--cells-per-layer L5=1000,TRN=1000,HO=4000]
 
-``--neuron lif`` (linear variant only): ``neurons_per_unit`` principal cells per unit, and
+``--neuron lif`` (mask layout): ``neurons_per_unit`` principal cells per unit, and
 ``inhibitory-ratio`` x as many per Dale interneuron unit, ``readout-ratio`` x as many per
 readout unit (the first table uses the first ``--neurons`` value, and ``--cells-per-layer``
 overrides by layer); the time of the model-only

@@ -72,11 +72,14 @@ def simulate_grid(
     t_settle: float = 0.1,
     target: str = "numpy",
 ) -> PopulationRun:
-    """Simulate ``n_per`` cells at every grid point for ``t_settle + duration`` seconds."""
+    """Simulate ``n_per`` cells at every grid point for ``t_settle + duration`` seconds (the
+    grid gives the model's inputs, and a pyramid's tuft shunt ``g_sh`` where wanted)."""
     import brian2 as b2
 
+    # a pyramid's tuft shunt g_sh (0 unless given) may be set on the grid too
+    optional = {"g_sh"} if "\ng_sh : 1\n" in model.equations and "g_sh" not in model.inputs else set()
     missing = set(model.inputs) - set(grid)
-    if missing or set(grid) - set(model.inputs):
+    if missing or set(grid) - set(model.inputs) - optional:
         raise ValueError(f"grid must give exactly the inputs {model.inputs} of {model.name}")
     if int(n_per) != n_per or n_per < 1:
         raise ValueError(f"n_per must be a positive integer, got {n_per!r}")
