@@ -16,7 +16,7 @@ numpy and Brian2 themselves are ~200 MB of it). ``--fit`` also prints the least-
 constants of the model above from the measured rows (how the constants in ``resources.py``
 were obtained). Problems are small (seconds to a minute each on 2 cores)::
 
-    .venv/bin/python benchmarks/dry_run_calibration.py [--targets numpy,cython] [--fit] [--quick] [--standard]
+    .venv/bin/python benchmarks/dry_run_calibration.py [--targets numpy,cython] [--fit] [--quick] [--standard] [--large]
 """
 
 from __future__ import annotations
@@ -46,6 +46,9 @@ QUICK = ("H1 N2 D4 k2 v2", "H2 N2 D8 k2 v3")
 #: The standard problem (4 heads, 8 tokens, d_model 16, d_k = d_v = 4): ``--standard`` adds it
 #: as a check on a larger problem that the fit does not see (1-2 min a run).
 STANDARD = "standard (H4 N8 D16 k4 v4), not fitted"
+#: ``--large``: the standard problem with the README's 500k-cell allocation (3-4 min a run).
+LARGE = "standard, L5=550,TRN=550,HO=3000,L2/3=300, not fitted"
+EXTRA = {STANDARD: [], LARGE: ["--cells-per-layer", "L5=550,TRN=550,HO=3000,L2/3=300"]}
 
 PROBE = """
 import json, resource, sys, contextlib, io
@@ -102,6 +105,9 @@ def main(argv=None) -> int:
     ap.add_argument("--fit", action="store_true", help="print the cost model's least-squares constants")
     ap.add_argument("--quick", action="store_true", help="only the two smallest problems")
     ap.add_argument("--standard", action="store_true", help="add the standard problem (not fitted)")
+    ap.add_argument(
+        "--large", action="store_true", help="add the standard problem with 500k cells (not fitted)"
+    )
     args = ap.parse_args(argv)
     print(f"lif dry-run estimate vs measured ({os.cpu_count()} cores; times in s, memory in MB)\n")
     print(
@@ -113,12 +119,17 @@ def main(argv=None) -> int:
         # one unreported run first: Cython's one-time compilation (cached afterwards) is not priced
         measure([*SPIKING, *SIZES[QUICK[0]], "--target", target])
         rows = []
-        sizes = dict(SIZES, **({STANDARD: []} if args.standard else {}))
+        sizes = {k: v for k, v in SIZES.items() if k in QUICK or not args.quick}
+        sizes.update(
+            {
+                k: v
+                for k, v in EXTRA.items()
+                if (k == STANDARD and args.standard) or (k == LARGE and args.large)
+            }
+        )
         for name, dims in sizes.items():
-            if args.quick and name not in QUICK:
-                continue
             est, got, elapsed = measure([*SPIKING, *dims, "--target", target])
-            if name != STANDARD:
+            if name not in EXTRA:
                 rows.append((est, got, elapsed))
             rss = got["maxrss_mb"]
             mem = est["memory_bytes"] / 2**20

@@ -228,7 +228,8 @@ def lif_cells(layers, options: dict | None = None) -> dict[str, int]:
     from ctattn.circuits.backends.spiking.options import LIF_DEFAULTS
 
     o = {**LIF_DEFAULTS, **{k: v for k, v in (options or {}).items() if v is not None}}
-    override = o.get("cells_per_layer") or {}
+    override = o.get("cells_per_layer")
+    override = override if isinstance(override, dict) else {}  # malformed: the backend says so
     out = {}
     for layer in layers:
         if layer == "HO":
@@ -237,7 +238,9 @@ def lif_cells(layers, options: dict | None = None) -> dict[str, int]:
             default = o["inhibitory_per_unit"]
         else:
             default = o["neurons_per_unit"]
-        out[layer] = int(override.get(layer, default))
+        value = override.get(layer, default)
+        ok = isinstance(value, (int, float)) and math.isfinite(value) and value >= 1
+        out[layer] = int(value) if ok else int(default)
     return out
 
 
