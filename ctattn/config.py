@@ -58,7 +58,7 @@ CELL_LAYERS = ("FO", "L2/3", "L5", "HO", "pool", "PV", "SOM", "TRN")
 
 @dataclass(frozen=True)
 class Key:
-    """One configuration key: ``kind`` (``str int float bool duration path``), default
+    """One configuration key: ``kind`` (``str int float bool duration path cells``), default
     (``None``: the backend's or the problem's default applies), inclusive bounds, allowed
     values, the backends that take it (a key a backend does not take is an error) and, for the
     spiking backend, the neuron models that take it (``None``: all)."""
