@@ -3,7 +3,9 @@
 Every key is one row of :data:`KEYS` (type, default, bounds, choices, which backends take it);
 validation is read off that table, so adding a key is adding a row. Unknown keys, values of
 the wrong type (``seed = 1.5``, ``causal = "yes"``, ``beta = true``), values out of bounds and
-options that the chosen backend does not take are rejected with the key's name. Durations may
+options that the chosen backend (or neuron model) does not take are rejected with the key's
+name. ``cells_per_layer`` is a table layer -> cells per unit (TOML ``{L5 = 550, "L2/3" = 300}``,
+or the command line's ``"L5=550,L2/3=300"``). Durations may
 be written with units as strings (``"20 ms"``, ``"0.3 s"``); plain numbers are milliseconds. A
 run's ``manifest.json`` holds its full configuration under ``"config"``, so ``ctattn run
 --config DIR/manifest.json`` repeats it.
@@ -35,6 +37,8 @@ __all__ = [
     "load_config",
     "validate_config",
     "parse_duration_ms",
+    "parse_cells_per_layer",
+    "CELL_LAYERS",
     "RunConfig",
 ]
 
@@ -45,13 +49,19 @@ _BRIAN2 = ("rate", "spiking")
 MAX_SIZE = 10**7
 #: Longest duration accepted for any one phase (ms): 1000 s of simulated time per token.
 MAX_DURATION_MS = 1e6
+#: Most cells per unit of any population (``neurons_per_unit`` and its lif siblings).
+MAX_CELLS_PER_UNIT = 100_000
+#: Layers of the circuits' populations (``Population.layer``; PV, SOM, TRN: Dale's-law
+#: interneurons, :mod:`ctattn.circuits.dale`), the keys of ``cells_per_layer``.
+CELL_LAYERS = ("FO", "L2/3", "L5", "HO", "pool", "PV", "SOM", "TRN")
 
 
 @dataclass(frozen=True)
 class Key:
-    """One configuration key: ``kind`` (``str int float bool duration path``), default
+    """One configuration key: ``kind`` (``str int float bool duration path cells``), default
     (``None``: the backend's or the problem's default applies), inclusive bounds, allowed
-    values, and the backends that take it (a key a backend does not take is an error)."""
+    values, the backends that take it (a key a backend does not take is an error) and, for the
+    spiking backend, the neuron models that take it (``None``: all)."""
 
     kind: str
     default: object = None
@@ -60,6 +70,7 @@ class Key:
     choices: tuple | None = None
     backends: tuple = _ALL
     help: str = ""
+    neurons: tuple | None = None
 
 
 KEYS: dict[str, Key] = {
@@ -80,7 +91,7 @@ KEYS: dict[str, Key] = {
     "weights": Key("path", None),
     "inputs": Key("path", None),
     # backend options
-    "neurons_per_unit": Key("int", None, lo=1, hi=100_000, backends=("spiking",)),
+    "neurons_per_unit": Key("int", None, lo=1, hi=MAX_CELLS_PER_UNIT, backends=("spiking",)),
     "window_ms": Key("duration", None, hi=MAX_DURATION_MS, backends=("spiking",)),
     "settle_ms": Key("duration", None, hi=MAX_DURATION_MS, backends=_BRIAN2),
     "write_ms": Key("duration", None, hi=MAX_DURATION_MS, backends=_BRIAN2),
@@ -90,9 +101,15 @@ KEYS: dict[str, Key] = {
     # multiplies the scale of the random weights W_Q, W_K, W_V, W_O (not of biases or weight files)
     "weight_scale": Key("float", 1.0, lo=1e-300, hi=1e300),
     "neuron": Key("str", None, choices=("poisson", "lif"), backends=("spiking",)),
-    # lif: cells per unit of the inhibitory (Dale, pool) and of the readout populations
-    "inhibitory_per_unit": Key("int", None, lo=1, hi=100_000, backends=("spiking",)),
-    "readout_per_unit": Key("int", None, lo=1, hi=100_000, backends=("spiking",)),
+    # lif: cells per unit of the inhibitory (Dale, pool) and of the readout populations, and
+    # per layer (overriding both and neurons_per_unit)
+    "inhibitory_per_unit": Key(
+        "int", None, lo=1, hi=MAX_CELLS_PER_UNIT, backends=("spiking",), neurons=("lif",)
+    ),
+    "readout_per_unit": Key(
+        "int", None, lo=1, hi=MAX_CELLS_PER_UNIT, backends=("spiking",), neurons=("lif",)
+    ),
+    "cells_per_layer": Key("cells", None, backends=("spiking",), neurons=("lif",)),
     "allow_saturation": Key("bool", None, backends=("spiking",)),
 }
 #: Targets per backend (the rate backend has no C++ standalone build).
@@ -129,8 +146,49 @@ def parse_duration_ms(name: str, value) -> float:
     return ms
 
 
+def parse_cells_per_layer(name: str, value) -> dict[str, int]:
+    """``{layer: cells}`` from a table or from ``"L5=550,HO=3000"``; layers of
+    :data:`CELL_LAYERS`, counts whole numbers from 1 to :data:`MAX_CELLS_PER_UNIT`."""
+    example = "(e.g. L5=550,TRN=550,HO=3000)"
+    if isinstance(value, str):
+        items = [item.strip() for item in value.split(",") if item.strip()]
+        pairs = []
+        for item in items:
+            layer, sep, count = (part.strip() for part in item.partition("="))
+            if not sep or not layer:
+                raise InputError(f"{name}: cannot read {item!r} as LAYER=CELLS {example}")
+            try:
+                pairs.append((layer, int(count)))
+            except ValueError:
+                raise InputError(
+                    f"{name}: {layer} = {count!r} is not a whole number of cells per unit"
+                ) from None
+    elif isinstance(value, dict):
+        pairs = list(value.items())
+    else:
+        raise InputError(f"{name}: expected a table layer -> cells per unit {example}, got {value!r}")
+    if not pairs:
+        raise InputError(f"{name}: no layer given; write LAYER=CELLS pairs {example}")
+    out: dict[str, int] = {}
+    for layer, count in pairs:
+        if layer not in CELL_LAYERS:
+            raise InputError(f"{name}: unknown layer {layer!r}; layers: {list(CELL_LAYERS)}")
+        if layer in out:
+            raise InputError(f"{name}: layer {layer!r} given twice")
+        if isinstance(count, bool) or not isinstance(count, int):
+            raise InputError(f"{name}: {layer} = {count!r} is not a whole number of cells per unit")
+        if not 1 <= count <= MAX_CELLS_PER_UNIT:
+            raise InputError(
+                f"{name}: {layer} = {count} cells per unit; must be from 1 to {MAX_CELLS_PER_UNIT:,}"
+            )
+        out[layer] = count
+    return {layer: out[layer] for layer in CELL_LAYERS if layer in out}
+
+
 def _check_value(name: str, key: Key, value):
     """One value against its row of :data:`KEYS`; returns it in canonical form."""
+    if key.kind == "cells":
+        return parse_cells_per_layer(name, value)
     if key.kind == "duration":
         value = parse_duration_ms(name, value)
     elif key.kind == "bool":
@@ -169,6 +227,17 @@ def check_backend_options(values: dict) -> None:
         if values.get(name) is not None and backend not in key.backends:
             takers = " and ".join(key.backends)
             raise InputError(f"{name}: the {backend} backend does not take this option (only {takers})")
+        neuron = values.get("neuron") or "poisson"
+        if (
+            values.get(name) is not None
+            and backend == "spiking"
+            and key.neurons
+            and neuron not in key.neurons
+        ):
+            raise InputError(
+                f"{name}: only the {' and '.join(key.neurons)} neuron model takes this option, "
+                f"not {neuron} (add --neuron {key.neurons[0]})"
+            )
     if backend in TARGETS and values.get("target") is not None and values["target"] not in TARGETS[backend]:
         raise InputError(
             f"target: the {backend} backend runs on {list(TARGETS[backend])}, not {values['target']!r}"

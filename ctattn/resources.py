@@ -18,7 +18,29 @@ step tables (two doubles per time step), and the spiking backend's ``n`` neurons
 (about 200 bytes each). Time: ``t0 + steps x (c0 + c1 (neurons + synapses))`` (``t0``:
 Brian2's code generation in a fresh process) with constants measured on this project's 2-core
 machine (``benchmarks/resources.py`` prints the estimate next to the measured wall time); it
-is an order of magnitude (within about 2x there), not a promise. A run is refused, with the estimate in the message, when its memory would exceed
+is an order of magnitude (within about 2x there), not a promise.
+
+``neuron = "lif"`` (spiking backend, linear variant, mask layout) prices the cells themselves
+(:func:`lif_cells`): the circuit after Dale's law (:func:`ctattn.circuits.dale.apply_dale`) has,
+per layer, ``FO (2D+1)(1+M)``, ``L2/3 H M d_k``, ``L5 2 H M d_v`` and ``HO 2D`` units, and at
+most ``PV H (2D+1)(1+M)``, ``SOM H M (2D+1)``, ``TRN 2 H M d_v`` interneuron units (one per
+presynaptic unit with a negative weight; all of them is the bound, ~95% on random weights), with
+``neurons_per_unit`` cells per principal unit, ``inhibitory_per_unit`` per interneuron unit,
+``readout_per_unit`` per HO unit, ``cells_per_layer`` overriding by layer and the backend's
+``LIF_DEFAULTS`` where nothing is given. Every cell costs a membrane, a noise draw and two
+synapses per step (its drive and its events)::
+
+    time   = t0 + steps (c0 + c_cell cells + c_syn synapses)
+    memory = base + m_cell cells + (the rate-level parts above)
+
+with ``steps`` from the settling time the backend derives from the circuit's depth (5 synaptic
+stages with the interneurons) and constants per code-generation target measured by
+``benchmarks/dry_run_calibration.py`` (which prints the estimate next to measured runs; Cython's
+one-time compilation and a calibration at a step with no cached tables are not included;
+measured: within about 1.6x on small problems, 0.8-0.95x on the standard one). Other variants
+and layouts have no lif cells (the backend refuses them) and are priced as ``poisson``.
+
+A run is refused, with the estimate in the message, when its memory would exceed
 the memory available (``CTATTN_MAX_MEMORY_GB`` overrides it) or it would take more than a week
 of simulation steps; :func:`check_softmax_finite` refuses softmax runs whose apical gain
 ``exp(beta s)`` could overflow, from an a-priori bound on the scores (the exact norms of the
@@ -36,7 +58,15 @@ import numpy as np
 from ctattn.config import DEFAULT_DT_MS
 from ctattn.core.problem import InputError
 
-__all__ = ["Estimate", "estimate", "check_fits", "available_memory_bytes", "softmax_exp_bound"]
+__all__ = [
+    "Estimate",
+    "estimate",
+    "check_fits",
+    "available_memory_bytes",
+    "softmax_exp_bound",
+    "lif_units",
+    "lif_cells",
+]
 
 #: Largest x with exp(x) finite in float64.
 EXP_LIMIT = math.log(np.finfo(float).max)
@@ -48,6 +78,15 @@ _BRIAN2_START_S = 6.0
 _BYTES_PER_SYNAPSE = {"ideal": 24, "rate": 120, "spiking": 160}
 _RATE_DEFAULTS = dict(settle_ms=300.0, write_ms=100.0)
 _SPIKING_DEFAULTS = dict(settle_ms=100.0, window_ms=200.0, neurons_per_unit=40)
+# lif, per target: t0 (s: interpreter, imports, building, loading the generated code), c0 (s per
+# step), c_cell (s per cell-step), base (bytes: Python, numpy, Brian2), m_cell (bytes per cell
+# with its two synapses); the standalone target is priced as cython (not measured). Least-squares
+# fits of `python benchmarks/dry_run_calibration.py --fit` on 2 cores (small problems only).
+_LIF_COST = {
+    "numpy": dict(t0=3.6, c0=1.7e-3, c_cell=6.1e-8, base=158e6, m_cell=600.0),
+    "cython": dict(t0=3.1, c0=6.2e-4, c_cell=3.0e-8, base=164e6, m_cell=480.0),
+}
+_LIF_DEPTH = 5  # relay -> PV -> L2/3 -> L5 -> TRN -> HO (tests/test_resources_lif.py checks it)
 
 
 @dataclass(frozen=True)
@@ -62,11 +101,21 @@ class Estimate:
     simulated_s: float
     memory_bytes: float
     time_s: float
+    neuron: str | None = None  # spiking: the neuron model priced
+    n_cells: int | None = None  # lif: cells simulated (interneurons included, at most)
+    n_interneurons: int | None = None  # lif: of them, interneuron cells (at most)
+    cells_per_unit: dict | None = None  # lif: cells per unit, per layer
 
     def as_dict(self) -> dict:
         return asdict(self)
 
     def describe(self) -> str:
+        if self.n_cells is not None:
+            return (
+                f"{self.n_cells:,} lif cells (at most; {self.n_interneurons:,} interneurons) in "
+                f"{self.n_neurons:,} units, {self.n_synapses:,} synapses, {self.n_windows:,} windows, "
+                f"{self.n_steps:,} steps: about {_bytes(self.memory_bytes)} and {_duration(self.time_s)}"
+            )
         return (
             f"{self.n_neurons:,} rate units, {self.n_synapses:,} synapses, {self.n_windows:,} windows, "
             f"{self.n_steps:,} steps: about {_bytes(self.memory_bytes)} and {_duration(self.time_s)}"
@@ -123,6 +172,9 @@ def estimate(
     memory = float(_BYTES_PER_SYNAPSE.get(backend, 120)) * synapses + 16.0 * windows * neurons
     memory += 8.0 * (dims["heads"] * dims["d_model"] * 2 * (dims["d_k"] + dims["d_v"]))
     memory += 8.0 * (dims["tokens"] + M) * dims["d_model"]
+    neuron = opts.get("neuron", "poisson") if backend == "spiking" else None
+    if neuron == "lif" and variant == "linear" and layout == "mask":
+        return _lif_estimate(dims, M, synapses, windows, memory, opts)
     if backend == "ideal":
         steps, simulated = windows, 0.0
         time_s = windows * (2e-4 + 5e-9 * (neurons + synapses))
@@ -146,7 +198,98 @@ def estimate(
         c0, c1 = _STEP_COST[backend]
         work = neurons_simulated if backend == "spiking" else neurons
         time_s = _BRIAN2_START_S + steps * (c0 + c1 * (work + synapses))
-    return Estimate(backend, neurons, synapses, windows, steps, simulated, memory, time_s)
+    return Estimate(backend, neurons, synapses, windows, steps, simulated, memory, time_s, neuron=neuron)
+
+
+#: Interneuron layers of the circuit after Dale's law (:mod:`ctattn.circuits.dale`).
+INHIBITORY_LAYERS = ("PV", "SOM", "TRN")
+
+
+def lif_units(H, N, M, D, d_k, d_v) -> dict[str, int]:
+    """Units per layer of the linear, mask-layout circuit after Dale's law; interneurons: the
+    bound (one per presynaptic unit; a unit with no negative outgoing weight has none)."""
+    relay = 2 * D + 1  # ON/OFF per input dimension and the bias unit
+    return {
+        "FO": relay * (1 + M),
+        "L2/3": H * M * d_k,
+        "L5": 2 * H * M * d_v,
+        "HO": 2 * D,
+        "PV": H * relay * (1 + M),
+        "SOM": H * M * relay,
+        "TRN": 2 * H * M * d_v,
+    }
+
+
+def lif_cells(layers, options: dict | None = None) -> dict[str, int]:
+    """Cells per unit of each of ``layers`` as the ``lif`` backend counts them: the layer's
+    ``cells_per_layer`` entry, else ``readout_per_unit`` (HO), ``inhibitory_per_unit``
+    (interneurons) or ``neurons_per_unit``, each from the backend's ``LIF_DEFAULTS`` when not
+    given."""
+    from ctattn.circuits.backends.spiking.options import LIF_DEFAULTS
+
+    o = {**LIF_DEFAULTS, **{k: v for k, v in (options or {}).items() if v is not None}}
+    override = o.get("cells_per_layer")
+    override = override if isinstance(override, dict) else {}  # malformed: the backend says so
+    out = {}
+    for layer in layers:
+        if layer == "HO":
+            default = o["readout_per_unit"]
+        elif layer in INHIBITORY_LAYERS:
+            default = o["inhibitory_per_unit"]
+        else:
+            default = o["neurons_per_unit"]
+        value = override.get(layer, default)
+        ok = isinstance(value, (int, float)) and math.isfinite(value) and value >= 1
+        out[layer] = int(value) if ok else int(default)
+    return out
+
+
+def _lif_estimate(dims: dict, M: int, synapses: int, windows: int, memory: float, opts: dict) -> Estimate:
+    """The ``lif`` cost model of the module docstring."""
+    from ctattn.circuits.backends.spiking.lif_cells import CELL_DELAY_MS
+    from ctattn.circuits.backends.spiking.options import DEFAULTS, LIF_DEFAULTS, settling_time
+
+    o = {**DEFAULTS, **LIF_DEFAULTS, **opts}
+    H, N, D, d_k, d_v = (int(dims[k]) for k in ("heads", "tokens", "d_model", "d_k", "d_v"))
+    units = lif_units(H, N, M, D, d_k, d_v)
+    per_unit = lif_cells(units, opts)
+    cells = sum(units[k] * per_unit[k] for k in units)
+    inter = sum(units[k] * per_unit[k] for k in INHIBITORY_LAYERS)
+    dt, window = float(o["dt_ms"]), float(o["window_ms"])
+    settle = opts.get("settle_ms")
+    if settle is None:  # as the backend: grown with the depth, each stage's cells add a delay
+        settle = 1e3 * settling_time(
+            _LIF_DEPTH,
+            o["tau_syn_ms"] * 1e-3,
+            (o["tau_ms"] + CELL_DELAY_MS) * 1e-3,
+            window * 1e-3,
+            dt * 1e-3,
+            minimum=DEFAULTS["settle_ms"] * 1e-3,
+        )
+    steps = windows * (round(settle / dt) + round(window / dt))
+    simulated = steps * dt * 1e-3
+    # the rate-level weights, split by Dale's law, plus one drive per interneuron unit
+    rate_synapses = synapses + sum(units[k] for k in INHIBITORY_LAYERS)
+    cost = _LIF_COST.get(o.get("target", "numpy"), _LIF_COST["cython"])
+    c_syn = _STEP_COST["spiking"][1]
+    time_s = cost["t0"] + steps * (cost["c0"] + cost["c_cell"] * cells + c_syn * rate_synapses)
+    memory += cost["base"] + cost["m_cell"] * cells + 16.0 * steps
+    if o.get("trace_dt_ms"):
+        memory += 8.0 * sum(units.values()) * simulated * 1e3 / o["trace_dt_ms"]
+    return Estimate(
+        "spiking",
+        int(sum(units.values())),
+        int(rate_synapses + 2 * cells),
+        windows,
+        int(steps),
+        simulated,
+        float(memory),
+        float(time_s),
+        neuron="lif",
+        n_cells=int(cells),
+        n_interneurons=int(inter),
+        cells_per_unit=per_unit,
+    )
 
 
 def available_memory_bytes() -> float:

@@ -56,6 +56,9 @@ _FLAGS = {
     "target": "target",
     "neuron": "neuron",
     "allow_saturation": "allow_saturation",
+    "inhibitory_per_unit": "inhibitory_per_unit",
+    "readout_per_unit": "readout_per_unit",
+    "cells_per_layer": "cells_per_layer",
 }
 
 
@@ -123,6 +126,26 @@ def add_problem_arguments(p) -> None:
         default=None,
         help="spiking neuron model (poisson: linear-nonlinear-Poisson units whose rate is the cell law, "
         "the default; lif: threshold integrate-and-fire cells, linear variant, mask layout)",
+    )
+    p.add_argument(
+        "--inhibitory-per-unit",
+        type=int,
+        default=None,
+        metavar="N",
+        help="lif: cells per Dale interneuron (PV, SOM, TRN) unit (default 25)",
+    )
+    p.add_argument(
+        "--readout-per-unit",
+        type=int,
+        default=None,
+        metavar="N",
+        help="lif: cells per readout (HO) unit (default 400)",
+    )
+    p.add_argument(
+        "--cells-per-layer",
+        default=None,
+        metavar="L5=550,TRN=550,HO=3000",
+        help="lif: cells per unit by layer (FO, L2/3, L5, HO, PV, SOM, TRN), overriding the counts above",
     )
     p.add_argument(
         "--allow-saturation",
@@ -328,8 +351,13 @@ def _dry_run(cfg: RunConfig, args) -> int:
     if args.json:
         print(dumps(dict(est.as_dict(), memory_available_bytes=available_memory_bytes(), fits=fits)))
     else:
-        print(f"ctattn run --dry-run: {cfg['backend']} backend, {cfg['variant']}, {cfg['layout']} layout")
+        neuron = f" ({est.neuron} neurons)" if est.neuron else ""
+        print(
+            f"ctattn run --dry-run: {cfg['backend']} backend{neuron}, {cfg['variant']}, {cfg['layout']} layout"
+        )
         print(f"  {est.describe()}")
+        if est.cells_per_unit:
+            print("  cells per unit: " + ", ".join(f"{k} {v:,}" for k, v in est.cells_per_unit.items()))
         print(f"  simulated time {est.simulated_s:.4g} s; {'fits' if fits else 'does NOT fit'} in memory")
     return 0
 
