@@ -20,15 +20,16 @@ Brian2's code generation in a fresh process) with constants measured on this pro
 machine (``benchmarks/resources.py`` prints the estimate next to the measured wall time); it
 is an order of magnitude (within about 2x there), not a promise.
 
-``neuron = "lif"`` (spiking backend, linear variant, mask layout) prices the cells themselves
+``neuron = "lif"`` (spiking backend, mask layout; :func:`lif_units` for the variants) prices the cells themselves
 (:func:`lif_cells`): the circuit after Dale's law (:func:`ctattn.circuits.dale.apply_dale`) has,
 per layer, ``FO (2D+1)(1+M)``, ``L2/3 H M d_k``, ``L5 2 H M d_v`` and ``HO 2D`` units, and at
 most ``PV H (2D+1)(1+M)``, ``SOM H M (2D+1)``, ``TRN 2 H M d_v`` interneuron units (one per
 presynaptic unit with a negative weight; all of them is the bound, ~95% on random weights), with
 ``neurons_per_unit`` cells per principal unit, ``inhibitory_per_unit`` per interneuron unit,
 ``readout_per_unit`` per HO unit, ``cells_per_layer`` overriding by layer and the backend's
-``LIF_DEFAULTS`` where nothing is given. Every cell costs a membrane, a noise draw and two
-synapses per step (its drive and its events)::
+``LIF_DEFAULTS`` where nothing is given. Every cell costs a membrane, a noise draw, the
+read of its unit's drive and its event synapse per step (``c_cell`` was fitted when a cell
+read its drive through a synapse; a linked variable costs no more)::
 
     time   = t0 + steps (c0 + c_cell cells + c_syn synapses)
     memory = base + m_cell cells + (the rate-level parts above)
@@ -173,8 +174,8 @@ def estimate(
     memory += 8.0 * (dims["heads"] * dims["d_model"] * 2 * (dims["d_k"] + dims["d_v"]))
     memory += 8.0 * (dims["tokens"] + M) * dims["d_model"]
     neuron = opts.get("neuron", "poisson") if backend == "spiking" else None
-    if neuron == "lif" and variant == "linear" and layout == "mask":
-        return _lif_estimate(dims, M, synapses, windows, memory, opts)
+    if neuron == "lif" and layout == "mask":
+        return _lif_estimate(dims, M, synapses, windows, memory, {**opts, "variant": variant})
     if backend == "ideal":
         steps, simulated = windows, 0.0
         time_s = windows * (2e-4 + 5e-9 * (neurons + synapses))
@@ -202,21 +203,26 @@ def estimate(
 
 
 #: Interneuron layers of the circuit after Dale's law (:mod:`ctattn.circuits.dale`).
-INHIBITORY_LAYERS = ("PV", "SOM", "TRN")
+INHIBITORY_LAYERS = ("PV", "SOM", "TRN", "pool")
 
 
-def lif_units(H, N, M, D, d_k, d_v) -> dict[str, int]:
-    """Units per layer of the linear, mask-layout circuit after Dale's law; interneurons: the
-    bound (one per presynaptic unit; a unit with no negative outgoing weight has none)."""
+def lif_units(H, N, M, D, d_k, d_v, variant: str = "linear") -> dict[str, int]:
+    """Units per layer of the mask-layout circuit after Dale's law; interneurons: the bound
+    (one per presynaptic unit; a unit with no negative outgoing weight has none). ``normalized``
+    and ``softmax`` add a gain cell per column and a pool per area; ``softmax`` scores are
+    signed products (4 L2/3 units per key dimension, inhibited through SOM cells)."""
     relay = 2 * D + 1  # ON/OFF per input dimension and the bias unit
+    score = 4 * d_k if variant == "softmax" else d_k
+    divisive = variant in ("normalized", "softmax")
     return {
         "FO": relay * (1 + M),
-        "L2/3": H * M * d_k,
-        "L5": 2 * H * M * d_v,
+        "L2/3": H * M * score,
+        "L5": 2 * H * M * d_v + (H * M if divisive else 0),
         "HO": 2 * D,
         "PV": H * relay * (1 + M),
-        "SOM": H * M * relay,
+        "SOM": H * M * relay + (H * M * score if variant == "softmax" else 0),
         "TRN": 2 * H * M * d_v,
+        "pool": H if divisive else 0,
     }
 
 
@@ -251,7 +257,7 @@ def _lif_estimate(dims: dict, M: int, synapses: int, windows: int, memory: float
 
     o = {**DEFAULTS, **LIF_DEFAULTS, **opts}
     H, N, D, d_k, d_v = (int(dims[k]) for k in ("heads", "tokens", "d_model", "d_k", "d_v"))
-    units = lif_units(H, N, M, D, d_k, d_v)
+    units = lif_units(H, N, M, D, d_k, d_v, opts.get("variant", "linear"))
     per_unit = lif_cells(units, opts)
     cells = sum(units[k] * per_unit[k] for k in units)
     inter = sum(units[k] * per_unit[k] for k in INHIBITORY_LAYERS)
@@ -279,7 +285,7 @@ def _lif_estimate(dims: dict, M: int, synapses: int, windows: int, memory: float
     return Estimate(
         "spiking",
         int(sum(units.values())),
-        int(rate_synapses + 2 * cells),
+        int(rate_synapses + cells),  # plus one event synapse per cell
         windows,
         int(steps),
         simulated,
