@@ -214,7 +214,7 @@ def lif_units(H, N, M, D, d_k, d_v, variant: str = "linear") -> dict[str, int]:
     relay = 2 * D + 1  # ON/OFF per input dimension and the bias unit
     score = 4 * d_k if variant == "softmax" else d_k
     divisive = variant in ("normalized", "softmax")
-    return {
+    units = {
         "FO": relay * (1 + M),
         "L2/3": H * M * score,
         "L5": 2 * H * M * d_v + (H * M if divisive else 0),
@@ -222,8 +222,10 @@ def lif_units(H, N, M, D, d_k, d_v, variant: str = "linear") -> dict[str, int]:
         "PV": H * relay * (1 + M),
         "SOM": H * M * relay + (H * M * score if variant == "softmax" else 0),
         "TRN": 2 * H * M * d_v,
-        "pool": H if divisive else 0,
     }
+    if divisive:
+        units["pool"] = H
+    return units
 
 
 def lif_cells(layers, options: dict | None = None) -> dict[str, int]:
@@ -260,7 +262,7 @@ def _lif_estimate(dims: dict, M: int, synapses: int, windows: int, memory: float
     units = lif_units(H, N, M, D, d_k, d_v, opts.get("variant", "linear"))
     per_unit = lif_cells(units, opts)
     cells = sum(units[k] * per_unit[k] for k in units)
-    inter = sum(units[k] * per_unit[k] for k in INHIBITORY_LAYERS)
+    inter = sum(units[k] * per_unit[k] for k in INHIBITORY_LAYERS if k in units)
     dt, window = float(o["dt_ms"]), float(o["window_ms"])
     settle = opts.get("settle_ms")
     if settle is None:  # as the backend: grown with the depth, each stage's cells add a delay
@@ -275,7 +277,7 @@ def _lif_estimate(dims: dict, M: int, synapses: int, windows: int, memory: float
     steps = windows * (round(settle / dt) + round(window / dt))
     simulated = steps * dt * 1e-3
     # the rate-level weights, split by Dale's law, plus one drive per interneuron unit
-    rate_synapses = synapses + sum(units[k] for k in INHIBITORY_LAYERS)
+    rate_synapses = synapses + sum(units[k] for k in INHIBITORY_LAYERS if k in units)
     cost = _LIF_COST.get(o.get("target", "numpy"), _LIF_COST["cython"])
     c_syn = _STEP_COST["spiking"][1]
     time_s = cost["t0"] + steps * (cost["c0"] + cost["c_cell"] * cells + c_syn * rate_synapses)

@@ -19,23 +19,25 @@ from ctattn.core.problem import AttentionSpec, random_tokens, random_weights
 from ctattn.resources import _LIF_DEPTH, INHIBITORY_LAYERS, estimate, lif_cells, lif_units
 
 
+@pytest.mark.parametrize("variant", ["linear", "normalized", "softmax"])
 @pytest.mark.parametrize(
     "H, N, M, D, dk, dv", [(2, 3, None, 5, 3, 4), (3, 2, 4, 3, 2, 1), (1, 5, None, 7, 4, 3)]
 )
-def test_lif_units_count_the_circuit_after_dale(H, N, M, D, dk, dv):
+def test_lif_units_count_the_circuit_after_dale(H, N, M, D, dk, dv, variant):
     W, T = random_weights(1, H, D, dk, dv, biases=True), random_tokens(1, N, D, n_kv=M)
-    circuit = apply_dale(circuit_for(W, T, AttentionSpec()))
+    circuit = apply_dale(circuit_for(W, T, AttentionSpec(variant=variant)))
     built = Counter()
     for p in circuit.populations:
         built[p.layer] += p.size
-    units = lif_units(H, N, M or N, D, dk, dv)
+    units = lif_units(H, N, M or N, D, dk, dv, variant)
     assert set(built) == set(units)
     for layer, n in units.items():
         if layer in INHIBITORY_LAYERS:  # a bound: one interneuron per presynaptic unit at most
             assert 0.5 * n <= built[layer] <= n, layer
         else:
             assert built[layer] == n, layer
-    assert chain_depth(circuit) == _LIF_DEPTH  # the depth the settling time is priced with
+    if variant == "linear":  # the depth the settling time is priced with
+        assert chain_depth(circuit) == _LIF_DEPTH
 
 
 def test_lif_estimate_counts_cells_as_the_backend_does():
