@@ -125,7 +125,7 @@ def add_problem_arguments(p) -> None:
         choices=["poisson", "lif"],
         default=None,
         help="spiking neuron model (poisson: linear-nonlinear-Poisson units whose rate is the cell law, "
-        "the default; lif: threshold integrate-and-fire cells, linear variant, mask layout)",
+        "the default; lif: threshold integrate-and-fire cells, mask layout)",
     )
     p.add_argument(
         "--inhibitory-per-unit",
