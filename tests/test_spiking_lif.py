@@ -3,6 +3,8 @@
 * The acceptance run on the standard problem (4 heads, 8 tokens, d_model 16, d_k = d_v = 4,
   relu, linear, seed 0, numpy target), in the default test run: error threshold, rate caps,
   saturation, accounting.
+* ``normalized`` and ``softmax`` on a small problem (sanity gate, pools at their equilibrium),
+  and the tuft shunt's division on the cells alone.
 * Small circuits: reproducibility from the master seed, cells per unit, what ``lif`` refuses.
 """
 
