@@ -62,23 +62,30 @@ def axes_for(model, n_points):
 SHUNT_RANGE = {"I_a": (0.5, 2.5), "g_sh": (2.0, 6.0)}
 
 
-def measure_shunt(args):
-    """The pyramid with a shunted tuft: burst rate against ``c I_b I_a / (1 + g)`` (raw) and
-    against the plain pyramid's table ``F(I_b) G(I_a / (1 + g))`` (calibrated at ``g = 0``, other
-    seed): how exactly the shunt divides the burst probability."""
-    model = MODELS["pyramidal"]
-    axes = axes_for(model, 7)
+def calibrated(name, args):
+    """The cell type's table from its calibration run (stream ``lif-calibration-<name>``) on the
+    grid of ``axes_for`` (13 points for one input, 7 per input otherwise), and the seconds spent."""
+    model = MODELS[name]
+    axes = axes_for(model, 13 if len(model.inputs) == 1 else 7)
     t0 = time.time()
     table = calibrate(
         model,
         dict(zip(model.inputs, axes)),
         n_per=args.n_per,
         duration=args.duration,
-        seed=seed_for(args.seed, "lif-calibration-pyramidal"),
+        seed=seed_for(args.seed, f"lif-calibration-{name}"),
         target=args.target,
         use_cache=not args.no_cache,
     )
-    t_cal = time.time() - t0
+    return table, axes, time.time() - t0
+
+
+def measure_shunt(args):
+    """The pyramid with a shunted tuft: burst rate against ``c I_b I_a / (1 + g)`` (raw) and
+    against the plain pyramid's table ``F(I_b) G(I_a / (1 + g))`` (calibrated at ``g = 0``, other
+    seed): how exactly the shunt divides the burst probability."""
+    model = MODELS["pyramidal"]
+    table, _, t_cal = calibrated("pyramidal", args)
     lo, hi = model.operating_range["I_b"]
     mids = [np.linspace(lo, hi, 5), np.linspace(*SHUNT_RANGE["I_a"], 5), np.linspace(*SHUNT_RANGE["g_sh"], 5)]
     mesh = np.meshgrid(*mids, indexing="ij")
@@ -111,19 +118,7 @@ def measure(name, args):
     if name == "pyramidal+shunt":
         return measure_shunt(args)
     model = MODELS[name]
-    n_points = 13 if len(model.inputs) == 1 else 7
-    axes = axes_for(model, n_points)
-    t0 = time.time()
-    table = calibrate(
-        model,
-        dict(zip(model.inputs, axes)),
-        n_per=args.n_per,
-        duration=args.duration,
-        seed=seed_for(args.seed, f"lif-calibration-{name}"),
-        target=args.target,
-        use_cache=not args.no_cache,
-    )
-    t_cal = time.time() - t0
+    table, axes, t_cal = calibrated(name, args)
     mids = [0.5 * (a[1:] + a[:-1]) for a in axes]
     mesh = np.meshgrid(*mids, indexing="ij")
     grid = {k: m.ravel() for k, m in zip(model.inputs, mesh)}
