@@ -18,8 +18,9 @@ approximation, :mod:`.noise`), and ``info["shot_noise_shares"]`` each population
 
 **Neurons.** ``neuron="lif"``: every unit's ``n`` cells are threshold integrate-and-fire neurons
 (own membrane, threshold, reset, refractory period, noise, heterogeneity; BAC pyramids whose
-burst events carry the product), driven from the unit's filtered synaptic value through tables
-calibrated on the neuron model alone (:mod:`.lif_cells`; linear variant, mask layout).
+burst events carry the product, and whose tuft a pool's shunting inhibition divides), driven
+from the unit's filtered synaptic value through tables calibrated on the neuron model alone
+(:mod:`.lif_cells`; mask layout).
 ``neuron="poisson"`` (the default), linear-nonlinear-Poisson
 units: a cell fires as a Poisson process whose intensity is the cell law of its membrane-
 filtered synaptic input. Not integrate-and-fire neurons: no per-neuron membrane, threshold,
