@@ -17,7 +17,8 @@ features (:mod:`ctattn.circuits.build`), never preprocessing of ``X``:
   weights of their key/value synapses.
 
 On the spiking backend, options not given take :data:`SPIKING_MODEL_DEFAULTS` (the settings
-whole glassllm runs are measured with, ``benchmarks/transformers.py``).
+whole glassllm runs are measured with, ``benchmarks/transformers.py``); with ``neuron="lif"``
+they take the backend's own ``LIF_DEFAULTS`` (100 cells per principal unit, 0.5 ms step).
 
 Each call records what the layer's circuit did (:class:`LayerRecord`): its size, the backend's
 facts and the attention map read from its own populations (L5 gain cells over the pool).
@@ -114,7 +115,8 @@ class CircuitAttention:
         self.backend = backend
         self.module = get_backend(backend)
         self.options = {k: v for k, v in options.items() if v is not None}
-        if backend == "spiking":
+        if backend == "spiking" and self.options.get("neuron", "poisson") == "poisson":
+            # lif cells cost a membrane each: their runs take the backend's LIF_DEFAULTS
             self.options = {**SPIKING_MODEL_DEFAULTS, **self.options}
         self.keep_attention = keep_attention
         self.records: list[LayerRecord] = []
