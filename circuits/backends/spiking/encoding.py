@@ -22,7 +22,16 @@ from ctattn.models.spiking import ADAPTATION, adaptive
 
 from ctattn.core.problem import InputError, Tokens
 
-__all__ = ["encoding_ranges", "rate_scales_hz"]
+__all__ = ["adapted_rate_bounds", "encoding_ranges", "rate_scales_hz"]
+
+
+def adapted_rate_bounds(circuit: Circuit, tokens: Tokens, adapted) -> dict[str, np.ndarray]:
+    """:func:`ctattn.circuits.bounds.rate_bounds` with the adaptive threshold's ceiling on the
+    apical gains of the ``adapted`` populations. The threshold is the log-sum of an area's gain
+    cells (those that report to a pool): it holds the sum of their gains over the area's
+    columns, so what converges from them is bounded by the largest column's contribution."""
+    ceiling = {name: ADAPTATION["ceiling"] for name in adapted}
+    return rate_bounds(circuit, tokens, gain_ceiling=ceiling, gain_sum_ceiling=circuit.pool_reporters())
 
 
 def encoding_ranges(circuit: Circuit, tokens: Tokens, user: dict | None) -> dict[str, np.ndarray]:
@@ -33,10 +42,7 @@ def encoding_ranges(circuit: Circuit, tokens: Tokens, user: dict | None) -> dict
         raise InputError(
             f"encoding_ranges: no population {unknown}; the circuit has {sorted(p.name for p in circuit.populations)}"
         )
-    ceiling = {p.name: ADAPTATION["ceiling"] for p in circuit.populations if adaptive(p.model)}
-    # the adaptive threshold is the log-sum of the exponents of an area's gain cells (those that
-    # report to a pool): it holds the sum of their gains over the area's columns
-    bounds = rate_bounds(circuit, tokens, gain_ceiling=ceiling, gain_sum_ceiling=circuit.pool_reporters())
+    bounds = adapted_rate_bounds(circuit, tokens, [p.name for p in circuit.populations if adaptive(p.model)])
     out = {}
     for pop in circuit.populations:
         r = np.full(pop.shape, user[pop.name]) if pop.name in user else bounds[pop.name]

@@ -295,9 +295,9 @@ class LifDrive:
         units.B_a = plan.per_unit(lambda p: self.bounds[p.name][1])
 
     def build_cells(self, b2, units, plan, index: int, clock) -> list:
-        """The cells of one unit group (one ``NeuronGroup``: a group holds one cell type), the
-        synapses that give each cell its unit's drive, those that carry each cell's readout
-        events to its unit (``a``, ``count``) and its spikes to the unit's ``intensity``, and
+        """The cells of one unit group (one ``NeuronGroup``: a group holds one cell type), each
+        reading its unit's drive as a linked variable, the synapses that carry each cell's
+        readout events to its unit (``a``, ``count``) and its spikes to the unit's ``intensity``, and
         the monitor of the readout events of the first :data:`SPIKE_CELLS` cells per unit."""
         kind = cell_type(plan.members[0])
         model = lif_model(kind)

@@ -15,7 +15,8 @@ from __future__ import annotations
 import time
 
 import numpy as np
-from ctattn.circuits.bounds import _input_bound, rate_bounds
+from ctattn.circuits.backends.spiking.encoding import adapted_rate_bounds
+from ctattn.circuits.bounds import _input_bound
 from ctattn.circuits.description import Circuit
 from ctattn.models.lif import calibrate, get_model
 from ctattn.models.spiking import ADAPTATION, adaptive
@@ -115,12 +116,7 @@ def compartment_bounds(circuit: Circuit, tokens: Tokens) -> dict[str, tuple[np.n
     :func:`ctattn.circuits.bounds.rate_bounds` with the same ceilings."""
     adapted = adapted_populations(circuit)
     ceiling = ADAPTATION["ceiling"]
-    bounds = rate_bounds(
-        circuit,
-        tokens,
-        gain_ceiling={name: ceiling for name in adapted},
-        gain_sum_ceiling=circuit.pool_reporters(),
-    )
+    bounds = adapted_rate_bounds(circuit, tokens, adapted)
     out = {}
     for pop in circuit.populations:
         if pop.model.kind == "relay":

@@ -93,7 +93,7 @@ class _Simulation:
             self.groups = plan_groups(circuit)
         if self.lif is not None and opts["coupling"] == "matrix":
             raise InputError("coupling: 'matrix' is available with neuron='poisson' only")
-        # lif cells drive their units through Brian2 synapses (their circuits are small)
+        # lif: the units are coupled through Brian2 synapses (matrix coupling is poisson-only)
         self.coupling = (
             "synapses" if self.lif is not None else choose_coupling(circuit, opts["coupling"], opts["target"])
         )

@@ -33,7 +33,7 @@ RATE_BIN_S = 5e-3
 NEURON_MODELS = ("poisson", "lif")
 
 #: Defaults of the ``lif`` model where they differ (threshold cells cost a membrane, a noise draw
-#: and two synapses each per step; LNP units cost nothing per cell): 100 cells per principal
+#: and an event synapse each per step; LNP units cost nothing per cell): 100 cells per principal
 #: unit, 25 per Dale interneuron unit (interneurons are ~77% of the units and fire up to 2x
 #: faster), 400 per readout unit (32 units; the readout's counting noise dominates), and a
 #: 0.5 ms step (2.2x faster than 0.2 ms; the calibration tables are made at the run's step).

@@ -117,8 +117,8 @@ def run(circuit: Circuit, tokens: Tokens, **options) -> SimulationResult:
         n_interneurons=int(sum(p.size * sim.n_of[p.name] for p in circuit.populations if p.inhibitory)),
         n_units=circuit.n_neurons,
         n_weights=circuit.n_synapses,
-        # rate-level synapses simulated, in either coupling (lif: plus one drive and one event
-        # synapse per cell)
+        # rate-level synapses simulated, in either coupling (lif: plus one event synapse per
+        # cell; a cell reads its unit's drive as a linked variable)
         n_synapses=circuit.n_synapses + (sim.lif.n_cell_synapses if sim.lif else 0),
         coupling=sim.coupling,
         # of them as Brian2 Synapses (0 rate-level ones under matrix coupling)
