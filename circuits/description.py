@@ -27,11 +27,15 @@ from functools import cached_property
 import numpy as np
 from ctattn.models.neurons import CellModel
 
-__all__ = ["Population", "Projection", "Circuit", "COLUMN_MAPS", "TARGETS", "PROJECTION_KINDS"]
+__all__ = ["Population", "Projection", "Circuit", "COLUMN_MAPS", "TARGETS", "PROJECTION_KINDS", "LAYERS"]
 
 COLUMN_MAPS = ("same", "broadcast", "converge")
 TARGETS = ("basal", "apical", "shunt")
 PROJECTION_KINDS = ("core", "matrix", "intracolumnar", "corticothalamic", "corticocortical", "local")
+#: Layers (``Population.layer``) of the circuits' populations: thalamic relays (FO, HO), the
+#: cortical layers, the divisive pools, and Dale's-law interneurons (PV, SOM, TRN,
+#: :mod:`ctattn.circuits.dale`).
+LAYERS = ("FO", "L2/3", "L5", "HO", "pool", "PV", "SOM", "TRN")
 
 
 @dataclass(frozen=True, eq=False)

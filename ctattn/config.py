@@ -20,6 +20,7 @@ import re
 import sys
 from dataclasses import dataclass
 
+from ctattn.circuits.description import LAYERS
 from ctattn.core.feature_maps import FEATURE_MAPS
 from ctattn.core.problem import InputError
 
@@ -51,9 +52,9 @@ MAX_SIZE = 10**7
 MAX_DURATION_MS = 1e6
 #: Most cells per unit of any population (``neurons_per_unit`` and its lif siblings).
 MAX_CELLS_PER_UNIT = 100_000
-#: Layers of the circuits' populations (``Population.layer``; PV, SOM, TRN: Dale's-law
-#: interneurons, :mod:`ctattn.circuits.dale`), the keys of ``cells_per_layer``.
-CELL_LAYERS = ("FO", "L2/3", "L5", "HO", "pool", "PV", "SOM", "TRN")
+#: Layers of the circuits' populations (:data:`ctattn.circuits.description.LAYERS`), the keys
+#: of ``cells_per_layer``.
+CELL_LAYERS = LAYERS
 
 
 @dataclass(frozen=True)
@@ -98,6 +99,8 @@ KEYS: dict[str, Key] = {
     "tau_ms": Key("duration", None, hi=MAX_DURATION_MS, backends=_BRIAN2),
     "dt_ms": Key("duration", None, hi=MAX_DURATION_MS, backends=_BRIAN2),
     "target": Key("str", None, choices=("numpy", "cython", "standalone"), backends=_BRIAN2),
+    # OpenMP threads of the C++ standalone build (the other targets run on one core)
+    "threads": Key("int", None, lo=1, hi=256, backends=("spiking",)),
     # multiplies the scale of the random weights W_Q, W_K, W_V, W_O (not of biases or weight files)
     "weight_scale": Key("float", 1.0, lo=1e-300, hi=1e300),
     "neuron": Key("str", None, choices=("poisson", "lif"), backends=("spiking",)),
@@ -241,6 +244,10 @@ def check_backend_options(values: dict) -> None:
     if backend in TARGETS and values.get("target") is not None and values["target"] not in TARGETS[backend]:
         raise InputError(
             f"target: the {backend} backend runs on {list(TARGETS[backend])}, not {values['target']!r}"
+        )
+    if values.get("threads") is not None and values.get("target") != "standalone":
+        raise InputError(
+            "threads: OpenMP threads are for the standalone target only (add --target standalone)"
         )
     if backend in DEFAULT_DT_MS:
         dt = values.get("dt_ms") or DEFAULT_DT_MS[backend]

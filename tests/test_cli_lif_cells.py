@@ -69,6 +69,9 @@ def test_cell_count_flags_reach_the_cells_and_round_trip_through_the_manifest(tm
         ),
         (["--backend", "spiking", "--readout-per-unit", "5"], "readout_per_unit: only the lif"),
         (["--backend", "rate", "--cells-per-layer", "L5=5"], "cells_per_layer: the rate backend"),
+        ([*LIF, "--threads", "2"], "threads: OpenMP threads are for the standalone target only"),
+        ([*LIF, "--target", "standalone", "--threads", "0"], "threads"),
+        (["--backend", "rate", "--target", "cython", "--threads", "2"], "threads: the rate backend"),
     ],
 )
 def test_bad_cell_counts_are_one_line_exit_2(capsys, flags, needle):

@@ -82,6 +82,9 @@ def test_no_rate_or_spiking_path_reads_the_solution(monkeypatch):
         assert np.all(np.isfinite(get_backend("rate").run(circuit, T).Y))
         result = get_backend("spiking").run(circuit, T, window_ms=50, settle_ms=50)
         assert np.all(np.isfinite(result.Y))
+        cells = dict(neurons_per_unit=10, inhibitory_per_unit=5, readout_per_unit=10, allow_saturation=True)
+        result = get_backend("spiking").run(circuit, T, neuron="lif", window_ms=50, settle_ms=50, **cells)
+        assert np.all(np.isfinite(result.Y)) and np.isfinite(result.info["shot_noise_bound_propagated"])
 
 
 def test_saturating_configuration_exits_2_naming_the_population(capsys):

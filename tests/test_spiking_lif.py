@@ -60,6 +60,9 @@ def test_standard_problem_acceptance():
     )
     limit = MARGIN * np.sqrt(2 * info["shot_noise_bound"] ** 2 + BIAS_ALLOWANCE**2)
     assert info["shot_noise_bound"] < 0.25, info["shot_noise_bound"]  # the readout counts enough
+    # every stage's counting noise carried to the readout adds to the readout's own
+    assert info["shot_noise_bound_propagated"] > info["shot_noise_bound"]
+    assert 0.9 < sum(info["shot_noise_shares"].values()) <= 1.01  # shares below 5e-4 are left out
     assert error <= limit, (error, limit)
     assert info["neuron"] == "lif" and info["saturated_fraction"] <= 1e-3
     for name, peak in info["peak_rate_hz"].items():
@@ -139,6 +142,8 @@ def test_cells_per_unit_options_are_lif_only():
         get_backend("spiking").run(circuit, T, neuron="lif", readout_per_unit=0)
     with pytest.raises(InputError, match="encoding_ranges"):
         get_backend("spiking").run(circuit, T, neuron="lif", encoding_ranges={"HO": 1.0})
+    with pytest.raises(InputError, match=r"cells_per_layer: unknown layer\(s\) \['L4'\]"):
+        get_backend("spiking").run(circuit, T, neuron="lif", cells_per_layer={"L4": 5})
 
 
 def test_heterogeneity_is_stratified_within_every_unit():
@@ -225,3 +230,29 @@ def test_tuft_shunt_divides_the_burst_probability():
     assert R[0] > 5, R  # bursts are counted at all
     np.testing.assert_allclose(R[1:3] / R[0], 1.0, atol=0.12)
     np.testing.assert_allclose(R[3] / R[0], 0.5, atol=0.1)
+
+
+def test_standalone_threads_repeat_and_are_reported(tmp_path):
+    """OpenMP threads of the C++ standalone build: a seed gives the same run twice at a given
+    thread count (Brian2 gives every thread its own random stream), and ``info`` says how many."""
+    circuit, T = _small()
+    opts = dict(
+        neuron="lif", seed=4, neurons_per_unit=10, inhibitory_per_unit=5, readout_per_unit=10,
+        window_ms=20, settle_ms=20, allow_saturation=True, target="standalone", threads=2,
+        standalone_dir=str(tmp_path / "build"),
+    )  # fmt: skip
+    a = get_backend("spiking").run(circuit, T, **opts)
+    b = get_backend("spiking").run(circuit, T, **opts)
+    assert a.info["threads"] == 2 and a.info["target"] == "standalone"
+    assert np.array_equal(a.Y, b.Y, equal_nan=True)
+    assert np.isfinite(a.info["shot_noise_bound_propagated"])
+
+
+@pytest.mark.parametrize(
+    "options, field",
+    [(dict(threads=2), "threads"), (dict(threads=0, target="standalone"), "threads")],
+)
+def test_threads_are_for_the_standalone_target(options, field):
+    circuit, T = _small()
+    with pytest.raises(InputError, match=field):
+        get_backend("spiking").run(circuit, T, neuron="lif", **options)

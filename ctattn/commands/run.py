@@ -54,6 +54,7 @@ _FLAGS = {
     "window": "window_ms",
     "settle": "settle_ms",
     "target": "target",
+    "threads": "threads",
     "neuron": "neuron",
     "allow_saturation": "allow_saturation",
     "inhibitory_per_unit": "inhibitory_per_unit",
@@ -119,6 +120,13 @@ def add_problem_arguments(p) -> None:
         choices=["numpy", "cython", "standalone"],
         default=None,
         help="Brian2 code-generation target",
+    )
+    p.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        metavar="N",
+        help="OpenMP threads of the standalone target (default 1; same spikes for a seed at a given N)",
     )
     p.add_argument(
         "--neuron",

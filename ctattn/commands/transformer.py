@@ -51,6 +51,9 @@ def register(sub) -> None:
     r.add_argument("--tau", type=float, default=None, metavar="ms", help="spiking membrane time constant")
     r.add_argument("--tau-syn", type=float, default=None, metavar="ms", help="spiking synaptic time constant")
     r.add_argument("--target", choices=["numpy", "cython", "standalone"], default=None)
+    r.add_argument(
+        "--threads", type=int, default=None, metavar="N", help="OpenMP threads (standalone target)"
+    )
     r.add_argument("--seed", type=int, default=None, help="master seed of the spiking backend")
     r.add_argument("--out", metavar="DIR", default=None)
     r.add_argument("--json", action="store_true", help="print one JSON object on stdout")
@@ -163,6 +166,7 @@ def _backend_options(args) -> dict:
             dt_ms=args.dt,
             tau_ms=args.tau,
             tau_syn_ms=args.tau_syn,
+            threads=args.threads,
         )
         if args.neuron is not None:
             if backend_accepts("spiking", "neuron"):
@@ -173,7 +177,7 @@ def _backend_options(args) -> dict:
                     "(its cortical cells are escape-noise Poisson units: use --neuron poisson)"
                 )
     else:
-        for flag in ("neuron", "neurons_per_unit", "window", "seed", "dt", "tau", "tau_syn"):
+        for flag in ("neuron", "neurons_per_unit", "window", "seed", "dt", "tau", "tau_syn", "threads"):
             if getattr(args, flag) is not None:
                 raise InputError(f"{flag.replace('_', '-')}: applies to --backend spiking only")
         if args.backend == "rate":

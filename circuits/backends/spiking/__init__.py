@@ -66,7 +66,7 @@ circuits), ``write_ms`` (= ``window_ms``), ``tau_ms`` (10), ``tau_syn_ms`` (5), 
 ``cython`` | ``standalone``), ``seed`` (0; the master seed of every random stream),
 ``progress``, ``record_spikes`` (False: the readout's spikes only; True: every population's, the
 first 50 cells per unit), ``trace_dt_ms`` (record every unit's filtered train ``a``),
-``standalone_dir``, ``coupling`` (``auto`` | ``synapses`` | ``matrix``; ``poisson`` only); ``lif``
+``standalone_dir``, ``threads`` (1; OpenMP threads of the standalone target), ``coupling`` (``auto`` | ``synapses`` | ``matrix``; ``poisson`` only); ``lif``
 only: ``inhibitory_per_unit``, ``readout_per_unit`` (cells per Dale interneuron / readout unit),
 ``cells_per_layer`` (layer -> cells per unit); the ``lif`` defaults differ (:data:`.options.LIF_DEFAULTS`).
 

@@ -271,7 +271,7 @@ class LifDrive:
             ns[f"dr_{name}"] = step * b2.Hz
             ns[f"top_{name}"] = self.top[name] * b2.Hz
             if table.G is not None:
-                glut, gstep = inverse_lut(table.axis_a, table.G, 1.0)
+                glut, gstep = inverse_lut(table.axis_a, table.G, 1.0, geometric=False)
                 ns[f"ginv_{name}"] = b2.TimedArray(glut, dt=1 * b2.second, name=f"ginv_{name}")
                 ns[f"dg_{name}"] = gstep
         ns["headroom"] = self.headroom

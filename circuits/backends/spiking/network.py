@@ -45,16 +45,20 @@ from ctattn.core.seeding import rng_for, seed_for
 
 
 @contextlib.contextmanager
-def _standalone(directory: str | None):
-    """Brian2's C++ standalone device for the block, built and run explicitly (not on run)."""
+def _standalone(directory: str | None, threads: int = 1):
+    """Brian2's C++ standalone device for the block, built and run explicitly (not on run), on
+    ``threads`` OpenMP threads (1: none; Brian2 gives every thread its own random stream, so a
+    seed gives the same spikes at a given thread count, not across counts)."""
     import brian2
 
     own = directory is None
     directory = directory or tempfile.mkdtemp(prefix="ctattn_spiking_")
     brian2.set_device("cpp_standalone", directory=directory, build_on_run=False)
+    brian2.prefs.devices.cpp_standalone.openmp_threads = threads if threads > 1 else 0
     try:
         yield directory
     finally:
+        brian2.prefs.devices.cpp_standalone.openmp_threads = 0
         brian2.device.reinit()
         brian2.device.activate()
         brian2.set_device("runtime")

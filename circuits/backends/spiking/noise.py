@@ -17,10 +17,10 @@ where ``d y / d r_u`` is the *total* derivative through the circuit, obtained by
 projection ``W`` from ``u`` onto site ``x`` of ``v``, ``lambda_u += W^T (lambda_v dL_v/dI_x)``,
 with ``dL_v/dI_x`` the slope of ``v``'s cell law (:mod:`ctattn.models.neurons`) at the input
 the run itself decoded (``I_x = sum W r_pre`` from the window's measured rates: nothing reads the
-reference or the ideal backend). Exponential gains carry the area's adaptive threshold ``m``
-(:data:`ctattn.models.spiking.ADAPTATION`), taken at its equilibrium ``log sum_j exp(x_j)`` over
-the area's gain cells; its own fluctuation is left out, since ``m`` divides numerator and
-divisor alike.
+reference or the ideal backend). Exponential gains (and under ``lif`` every gain of a divisive area)
+carry the area's adaptive threshold ``m`` (:data:`ctattn.models.spiking.ADAPTATION`), taken at
+its equilibrium ``log sum_j g_j`` over the area's gain cells; its own fluctuation is left out,
+since ``m`` divides numerator and divisor alike.
 
 Scope: the bound counts Poisson counting noise only (regular relays count none); it does not
 follow noise into the key-value memory while it is written (memory cells contribute their own
@@ -50,29 +50,37 @@ def _inputs(circuit: Circuit, rates: dict, pop) -> dict[str, np.ndarray]:
     return out
 
 
-def _thresholds(circuit: Circuit, inputs: dict) -> dict[str, float]:
-    """Equilibrium adaptive threshold ``m = log sum_j exp(slope (I_a,j + b_a,j))`` per area,
-    over the gain cells that report to the area's pool."""
+def _thresholds(circuit: Circuit, inputs: dict, adapted: frozenset) -> dict[str, float]:
+    """Equilibrium adaptive threshold ``m = log sum_j g(I_a,j + b_a,j)`` per area, over the
+    ``adapted`` gain cells that report to the area's pool (``log sum_j exp(slope x_j)`` for
+    exponential gains, computed stably)."""
     reporters = circuit.pool_reporters()
-    exponents: dict[str, list[np.ndarray]] = {}
+    logs: dict[str, list[np.ndarray]] = {}
     for pop in circuit.populations:
-        if pop.name in reporters and adaptive(pop.model) and pop.name in inputs:
+        if pop.name in reporters and pop.name in adapted and pop.name in inputs:
             b = 0.0 if pop.bias_apical is None else pop.bias_apical
-            x = pop.model.gain.slope * (inputs[pop.name]["apical"] + b)
-            exponents.setdefault(pop.area, []).append(np.ravel(x))
+            x = inputs[pop.name]["apical"] + b
+            if adaptive(pop.model):
+                log_g = pop.model.gain.slope * x
+            else:
+                with np.errstate(divide="ignore"):
+                    log_g = np.log(np.maximum(pop.model.gain(x), 0.0))
+            logs.setdefault(pop.area, []).append(np.ravel(log_g))
     out = {}
-    for area, xs in exponents.items():
+    for area, xs in logs.items():
         x = np.concatenate(xs)
         top = x.max()
-        out[area] = float(top + np.log(np.exp(x - top).sum()))
+        if np.isfinite(top):
+            out[area] = float(top + np.log(np.exp(x - top).sum()))
     return out
 
 
-def _slopes(pop, inputs: dict[str, np.ndarray], m: float) -> dict[str, np.ndarray]:
-    """``dL/dI_x`` of ``pop``'s law at ``inputs`` (central differences), per site."""
+def _slopes(pop, inputs: dict[str, np.ndarray], m: float, adapted: bool) -> dict[str, np.ndarray]:
+    """``dL/dI_x`` of ``pop``'s law at ``inputs`` (central differences), per site; ``adapted``:
+    its gain carries the area's factor ``exp(-m)``."""
     b_b = 0.0 if pop.bias_basal is None else pop.bias_basal
     b_a = 0.0 if pop.bias_apical is None else pop.bias_apical
-    shift = np.exp(-m) if adaptive(pop.model) else 1.0
+    shift = np.exp(-m) if adapted else 1.0
 
     def law(inp):
         return pop.model.rate(inp["basal"], inp["apical"], inp["shunt"], b_b, b_a) * shift
@@ -90,21 +98,23 @@ def _slopes(pop, inputs: dict[str, np.ndarray], m: float) -> dict[str, np.ndarra
     return out
 
 
-def _window_variances(circuit: Circuit, rates: dict, counts_per_rate: dict, noiseless: set):
+def _window_variances(
+    circuit: Circuit, rates: dict, counts_per_rate: dict, noiseless: set, adapted: frozenset
+):
     """Per output dimension of one readout window: the propagated variance, and each
     population's part of it."""
     readout = circuit.population(circuit.readout)
     d = readout.signed_dims
     order = circuit.order()
     inputs = {p.name: _inputs(circuit, rates, p) for p in order if p.model.kind not in ("relay", "memory")}
-    m = _thresholds(circuit, inputs)
+    m = _thresholds(circuit, inputs, adapted)
     adj = {p.name: np.zeros(p.shape + (d,)) for p in order}
     adj[readout.name][0, np.arange(d), np.arange(d)] = 1.0
     adj[readout.name][0, d + np.arange(d), np.arange(d)] = -1.0
     for pop in reversed(order):
         if pop.model.kind in ("relay", "memory") or not adj[pop.name].any():
             continue
-        slope = _slopes(pop, inputs[pop.name], m.get(pop.area, 0.0))
+        slope = _slopes(pop, inputs[pop.name], m.get(pop.area, 0.0), pop.name in adapted)
         for q in circuit.inputs_to(pop.name):
             pre = circuit.population(q.pre)
             g = adj[pop.name] * slope[q.target][..., None]
@@ -120,24 +130,28 @@ def _window_variances(circuit: Circuit, rates: dict, counts_per_rate: dict, nois
 
 
 def propagated_standard_errors(
-    circuit: Circuit, window_rates: dict, counts_per_rate: dict, noiseless=()
+    circuit: Circuit, window_rates: dict, counts_per_rate: dict, noiseless=(), adapted=None
 ) -> tuple[np.ndarray, dict[str, float]]:
     """Standard error of every output ``(n_tokens, d)`` under counting noise in every stage,
     and each population's share of the summed variance.
 
     ``window_rates[pop]``: decoded rates ``(windows, columns, units)``; ``counts_per_rate[pop]``:
     ``n rho T`` (broadcastable to the population's shape); ``noiseless``: populations that count
-    no Poisson noise (regular relays).
+    no Poisson noise (regular relays); ``adapted``: populations whose gain carries their area's
+    adaptive factor ``exp(-m)`` (default: the exponential gains, as under ``poisson``).
     """
     readout = circuit.population(circuit.readout)
     se = np.full((circuit.info["n_tokens"], readout.signed_dims), np.nan)
     totals: dict[str, float] = {}
     noiseless = set(noiseless)
+    if adapted is None:
+        adapted = [p.name for p in circuit.populations if p.model.gain is not None and adaptive(p.model)]
+    adapted = frozenset(adapted)
     for k, w in enumerate(circuit.schedule):
         if not w.readout:
             continue
         rates = {p.name: np.asarray(window_rates[p.name][k], float) for p in circuit.populations}
-        var, parts = _window_variances(circuit, rates, counts_per_rate, noiseless)
+        var, parts = _window_variances(circuit, rates, counts_per_rate, noiseless, adapted)
         se[w.query] = np.sqrt(var)
         for name, v in parts.items():
             totals[name] = totals.get(name, 0.0) + float(v.sum())

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 from ctattn.circuits.backends.brian2_support import TARGETS
-from ctattn.circuits.description import Circuit
+from ctattn.circuits.description import LAYERS, Circuit
 
 from ctattn.core.problem import InputError
 
@@ -81,6 +81,7 @@ DEFAULTS = dict(
     record_spikes=False,
     trace_dt_ms=None,
     standalone_dir=None,
+    threads=1,
     relay_firing="poisson",
     inhibitory_per_unit=None,
     readout_per_unit=None,
@@ -194,6 +195,9 @@ def _options(options: dict) -> dict:
             raise InputError(
                 "cells_per_layer: a mapping layer -> cells per unit, for the lif neuron model only"
             )
+        unknown = sorted(set(layers) - set(LAYERS))
+        if unknown:
+            raise InputError(f"cells_per_layer: unknown layer(s) {unknown}; layers: {list(LAYERS)}")
         for k, m in layers.items():
             if isinstance(m, bool) or not isinstance(m, (int, np.integer)) or m < 1:
                 raise InputError(f"cells_per_layer[{k!r}]: expected a positive integer, got {m!r}")
@@ -222,6 +226,11 @@ def _options(options: dict) -> dict:
         raise InputError(f"neuron: unknown {opts['neuron']!r}; choose one of {list(NEURON_MODELS)}")
     if opts["target"] not in ("numpy", "cython", "standalone"):
         raise InputError(f"target: unknown {opts['target']!r}; choose one of {list(TARGETS)}")
+    threads = opts["threads"]
+    if isinstance(threads, bool) or not isinstance(threads, (int, np.integer)) or threads < 1:
+        raise InputError(f"threads: expected a positive integer, got {threads!r}")
+    if threads > 1 and opts["target"] != "standalone":
+        raise InputError("threads: OpenMP threads are for the standalone target only")
     if opts["relay_firing"] not in ("regular", "poisson"):
         raise InputError(f"relay_firing: unknown {opts['relay_firing']!r}; choose 'regular' or 'poisson'")
     seed = opts["seed"]

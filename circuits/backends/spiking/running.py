@@ -57,7 +57,7 @@ def run(circuit: Circuit, tokens: Tokens, **options) -> SimulationResult:
     start = time.perf_counter()
     target = opts["target"]
     if target == "standalone":
-        context = _standalone(opts["standalone_dir"])
+        context = _standalone(opts["standalone_dir"], opts["threads"])
     else:
         context = brian2_target(target)
     # Brian2's progress report: the standalone binary writes its own to stderr; the runtime
@@ -90,21 +90,21 @@ def run(circuit: Circuit, tokens: Tokens, **options) -> SimulationResult:
     readout = circuit.population(circuit.readout)
     counts_per_rate = sim.n_of[readout.name] * sim.rho[readout.name] * timing.window
     bound = _shot_noise_bound(_readout_standard_errors(circuit, window_rates, counts_per_rate), Y)
-    # The propagated bound assumes Poisson counting in every stage: poisson cells only (LIF
-    # relays fire nearly regularly and bursts are thinned events: their counting noise differs).
-    se_all, noise_shares = (None, {})
-    if not sim.lif:
-        se_all, noise_shares = propagated_standard_errors(
-            circuit,
-            window_rates,
-            {
-                p.name: sim.n_of[p.name] * np.asarray(sim.rho[p.name], float) * timing.window
-                for p in circuit.populations
-            },
-            noiseless=[p.name for p in circuit.populations if p.model.kind == "relay"]
-            if opts["relay_firing"] == "regular"
-            else [],
-        )
+    # The propagated bound assumes Poisson counting in every stage: exact for poisson cells, an
+    # estimate for lif (noisy LIF cells fire more regularly than Poisson at high rates, bursts
+    # are thinned events; benchmarks/lif_stages.py compares it with the seeds' spread)
+    se_all, noise_shares = propagated_standard_errors(
+        circuit,
+        window_rates,
+        {
+            p.name: sim.n_of[p.name] * np.asarray(sim.rho[p.name], float) * timing.window
+            for p in circuit.populations
+        },
+        noiseless=[p.name for p in circuit.populations if p.model.kind == "relay"]
+        if opts["relay_firing"] == "regular" and not sim.lif
+        else [],
+        adapted=sim.lif.adapted if sim.lif else None,
+    )
     # lif: the cap and the mean concern every spike (the count holds a pyramid's bursts only)
     peak, mean = _binned_rates(circuit, sim, intensities if sim.lif else counts, intensities)
     n_spikes = int(sum(c[-1].sum() for c in counts))
@@ -113,6 +113,7 @@ def run(circuit: Circuit, tokens: Tokens, **options) -> SimulationResult:
         backend="spiking",
         neuron=opts["neuron"],
         target=target,
+        threads=opts["threads"],
         n_neurons=int(sum(p.size * sim.n_of[p.name] for p in circuit.populations)),
         n_interneurons=int(sum(p.size * sim.n_of[p.name] for p in circuit.populations if p.inhibitory)),
         n_units=circuit.n_neurons,
@@ -150,7 +151,7 @@ def run(circuit: Circuit, tokens: Tokens, **options) -> SimulationResult:
         compile_s=compile_s,
         realtime_factor=run_s / sim.duration,
         shot_noise_bound=bound,
-        shot_noise_bound_propagated=None if se_all is None else _shot_noise_bound(se_all, Y),
+        shot_noise_bound_propagated=_shot_noise_bound(se_all, Y),
         shot_noise_shares={k: round(v, 4) for k, v in noise_shares.items() if v >= 5e-4},
         seed=int(opts["seed"]),
     )
