@@ -82,7 +82,8 @@ _SPIKING_DEFAULTS = dict(settle_ms=100.0, window_ms=200.0, neurons_per_unit=40)
 # lif, per target: t0 (s: interpreter, imports, building, loading the generated code), c0 (s per
 # step), c_cell (s per cell-step), base (bytes: Python, numpy, Brian2), m_cell (bytes per cell
 # with its two synapses); the standalone target is priced as cython, an upper bound (not fitted:
-# on the standard problem its simulation ran 1.5x faster on one thread, 2.1x on two). Least-squares
+# the linear lif defaults simulated 1.7x faster on one thread, 1.8x on two, benchmarks/spiking.py,
+# README). Least-squares
 # fits of `python benchmarks/dry_run_calibration.py --fit` on 2 cores (small problems only).
 _LIF_COST = {
     "numpy": dict(t0=3.6, c0=1.7e-3, c_cell=6.1e-8, base=158e6, m_cell=600.0),
