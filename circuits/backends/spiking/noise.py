@@ -22,7 +22,9 @@ carry the area's adaptive threshold ``m`` (:data:`ctattn.models.spiking.ADAPTATI
 its equilibrium ``log sum_j g_j`` over the area's gain cells; its own fluctuation is left out,
 since ``m`` divides numerator and divisor alike.
 
-Scope: the bound counts Poisson counting noise only (regular relays count none); it does not
+Scope: the bound counts Poisson counting noise only (regular relays count none; for ``lif``
+cells, whose counts are not exactly Poisson, it is an estimate: on the standard problem it came
+within 4% of the spread between seeds, ``benchmarks/spiking.py``); it does not
 follow noise into the key-value memory while it is written (memory cells contribute their own
 counting noise in the readout window), nor the second-order (curvature) bias of the nonlinear
 laws. ``shot_noise_bound`` in ``info`` stays the readout's own floor; this module gives

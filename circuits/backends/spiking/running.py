@@ -92,7 +92,7 @@ def run(circuit: Circuit, tokens: Tokens, **options) -> SimulationResult:
     bound = _shot_noise_bound(_readout_standard_errors(circuit, window_rates, counts_per_rate), Y)
     # The propagated bound assumes Poisson counting in every stage: exact for poisson cells, an
     # estimate for lif (noisy LIF cells fire more regularly than Poisson at high rates, bursts
-    # are thinned events; benchmarks/lif_stages.py compares it with the seeds' spread)
+    # are thinned events; benchmarks/spiking.py prints it beside the seeds' spread)
     se_all, noise_shares = propagated_standard_errors(
         circuit,
         window_rates,
