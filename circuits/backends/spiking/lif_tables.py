@@ -27,6 +27,7 @@ __all__ = [
     "GRIDS",
     "TOP_INPUT",
     "CALIBRATION",
+    "CELLS_PER_POINT",
     "TUFT_SIGMA",
     "TUFT_SHUNT",
     "POOL_EQUILIBRIUM",
@@ -57,17 +58,15 @@ GRIDS = {
 #: Input at the top of each type's operating range (pyramid: the basal input; the apical top is
 #: the grid's end, where G = 1): relay ~115 Hz, interneuron ~250 Hz, pyramid bursts ~45 Hz.
 TOP_INPUT = {"relay": 3.6, "interneuron": 4.0, "pyramidal": 1.9}
-#: Calibration run per cell type: cells per grid point and duration (s); the seed is fixed (a
-#: property of the neuron model, not of a run), so one cached table serves every run at a given
-#: dt. The point cells' 1-D tables count 2,000 cells per point: the readout and the TRN copies
-#: run at 0.1-3 Hz (loose a-priori ranges), where 100 cells x 2 s counted 20-600 spikes and left
-#: each table point 4-22% off, an error every run at that rate repeats (a bias, not noise). The
-#: pyramid's surface averages its 51 x 45 points through the rank-1 fit.
-CALIBRATION = {
-    "relay": dict(n_per=2000, duration=2.0, seed=20260),
-    "interneuron": dict(n_per=2000, duration=2.0, seed=20260),
-    "pyramidal": dict(n_per=100, duration=2.0, seed=20260),
-}
+#: Calibration run: duration (s) and seed; the seed is fixed (a property of the neuron model,
+#: not of a run), so one cached table serves every run at a given dt.
+CALIBRATION = dict(duration=2.0, seed=20260)
+#: Cells per grid point of each cell type's calibration. The point cells' 1-D tables count
+#: 2,000: the readout and the TRN copies run at 0.1-3 Hz (loose a-priori ranges), where 100
+#: cells x 2 s counted 20-600 spikes and left each table point 4-22% off, an error every run at
+#: that rate repeats (a bias, not noise). The pyramid's surface averages its 51 x 45 points
+#: through the rank-1 fit.
+CELLS_PER_POINT = {"relay": 2000, "interneuron": 2000, "pyramidal": 100}
 #: Standard deviation of the pyramids' tuft potential noise [choice] (0.05 in the standalone
 #: model): it smooths P(Ca | I_a) near 0, where the circuit's apical values mostly sit (the
 #: a-priori bounds are loose), and a toe there is rectified by a fluctuating apical input.
@@ -105,7 +104,9 @@ def calibrated_tables(dt: float, target: str) -> tuple[dict, float]:
     t0 = time.perf_counter()
     tables = {}
     for name, grid in GRIDS.items():
-        tables[name] = calibrate(lif_model(name), grid, dt=dt, target=target, **CALIBRATION[name])
+        tables[name] = calibrate(
+            lif_model(name), grid, dt=dt, target=target, n_per=CELLS_PER_POINT[name], **CALIBRATION
+        )
     return tables, time.perf_counter() - t0
 
 

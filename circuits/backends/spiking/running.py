@@ -101,7 +101,7 @@ def run(circuit: Circuit, tokens: Tokens, **options) -> SimulationResult:
             for p in circuit.populations
         },
         noiseless=[p.name for p in circuit.populations if p.model.kind == "relay"]
-        if opts["relay_firing"] == "regular" and not sim.lif
+        if opts["relay_firing"] == "regular"
         else [],
         adapted=sim.lif.adapted if sim.lif else None,
     )
