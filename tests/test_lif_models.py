@@ -114,11 +114,28 @@ def test_same_seed_same_spikes_other_seed_other_spikes(name):
     assert len(a[0]) != len(c[0]) or not np.array_equal(a[0], c[0])
 
 
-def test_heterogeneity_is_stratified():
-    u = lif.stratified_uniform(0.0, 1.0, 100, np.random.default_rng(0))
-    # one value per 1/50 bin in each block of 50 cells
-    for block in (u[:50], u[50:]):
-        np.testing.assert_array_equal(np.sort(np.floor(block * 50)), np.arange(50))
+def test_heterogeneity_is_stratified_and_paired():
+    model = MODELS["pyramidal"]
+    n = 100
+    params = lif.draw_parameters(model, 3, n, np.random.default_rng(0))
+    ranges = {
+        k: (lo + model.constants.get(off, 0.0) if isinstance(off, str) else lo, hi - lo)
+        for k, (lo, hi, off) in model.hetero.items()
+    }
+    bins = {}
+    for name, (lo, width) in ranges.items():
+        bins[name] = np.floor((params[name] - lo) / width * n).astype(int).reshape(3, n)
+        for row in bins[name]:  # one cell per 1/n quantile bin in every unit
+            assert sorted(row) == list(range(n))
+    # low-discrepancy pairing: the k cells with the lowest Ca2+ thresholds hold the spread of b;
+    # iid pairing leaves their mean b off by sqrt(1 / 12k) of its range (RMS over units)
+    params = lif.draw_parameters(model, 500, n, np.random.default_rng(1))
+    b = params["b"].reshape(500, n) - ranges["b"][0]
+    theta = params["theta_ca"].reshape(500, n)
+    for k in (10, 40):
+        low = np.argsort(theta, axis=1)[:, :k]
+        mean_b = np.take_along_axis(b, low, axis=1).mean(axis=1) / ranges["b"][1]
+        assert np.sqrt(np.mean((mean_b - 0.5) ** 2)) < 0.5 * np.sqrt(1 / (12 * k))
 
 
 def test_bad_input_names_the_field():

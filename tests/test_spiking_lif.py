@@ -18,7 +18,6 @@ from ctattn.analysis.metrics import relative_error
 from ctattn.analysis.reference import multihead_attention
 from ctattn.circuits.backends import get_backend
 from ctattn.circuits.backends.spiking import RATE_CAP_HZ
-from ctattn.circuits.backends.spiking.lif_cells import draw_heterogeneity
 from ctattn.circuits.backends.spiking.options import LIF_DEFAULTS
 from ctattn.circuits.build import circuit_for
 from ctattn.circuits.dale import apply_dale
@@ -144,15 +143,6 @@ def test_cells_per_unit_options_are_lif_only():
         get_backend("spiking").run(circuit, T, neuron="lif", encoding_ranges={"HO": 1.0})
     with pytest.raises(InputError, match=r"cells_per_layer: unknown layer\(s\) \['L4'\]"):
         get_backend("spiking").run(circuit, T, neuron="lif", cells_per_layer={"L4": 5})
-
-
-def test_heterogeneity_is_stratified_within_every_unit():
-    params = draw_heterogeneity("pyramidal", 3, 50, np.random.default_rng(0))
-    for name, (lo, hi) in (("b", (-0.5, 0.5)), ("theta_ca", (0.3, 1.3))):
-        x = params[name].reshape(3, 50)
-        bins = np.floor((x - lo) / (hi - lo) * 50).astype(int)
-        for row in bins:  # one cell per 1/50 quantile bin in every unit
-            assert sorted(row) == list(range(50))
 
 
 def test_lif_runs_repeat_across_processes():

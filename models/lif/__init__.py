@@ -12,7 +12,7 @@ SHA-256 of the parameters, in :mod:`.calibration`. The spiking backend's ``neuro
 """
 
 from .calibration import TransferTable, cache_dir, calibrate, parameter_hash
-from .cells import MODELS, RATE_CAP_HZ, LifModel, draw_parameters, get_model, stratified_uniform
+from .cells import MODELS, RATE_CAP_HZ, LifModel, draw_parameters, get_model
 from .simulate import PopulationRun, bin_counts, peak_bin_rate_hz, simulate_grid
 
 __all__ = [
@@ -29,5 +29,4 @@ __all__ = [
     "parameter_hash",
     "peak_bin_rate_hz",
     "simulate_grid",
-    "stratified_uniform",
 ]

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .cells import LifModel
+from .cells import DRAW_SCHEME, LifModel
 from .simulate import simulate_grid
 
 __all__ = ["TransferTable", "calibrate", "parameter_hash", "cache_dir"]
@@ -161,6 +161,7 @@ def calibrate(
     axes = tuple(np.asarray(input_grid[k], float).ravel() for k in model.inputs)
     settings = {
         "model": parameter_hash(model),
+        "heterogeneity": DRAW_SCHEME,
         "axes": [a.tolist() for a in axes],
         "n_per": int(n_per),
         "duration": float(duration),

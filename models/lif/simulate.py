@@ -94,7 +94,7 @@ def simulate_grid(
     if any(len(x) != n_grid for x in values.values()):
         raise ValueError("grid: every input needs the same number of points")
     n = n_per * n_grid
-    params = draw_parameters(model, n, rng)
+    params = draw_parameters(model, n_grid, n_per, rng)
     v_init = rng.random(n) * 0.9 * model.threshold
     noise_seed = int(rng.integers(1, 2**31 - 1))
 

@@ -5,7 +5,7 @@ synaptic summation between populations (all-to-all between the ``n`` cells of tw
 current per unit) and the filtered spike train ``a`` of each unit. With ``lif`` a unit no longer
 draws its spikes: its ``n`` cells are threshold neurons of :mod:`ctattn.models.lif` (own membrane
 potential, leak, threshold, reset, refractory period, own white noise, stratified heterogeneous
-bias drawn from the master seed), and every readout event of a cell adds to its unit's ``a`` and
+bias drawn from the master seed, :func:`ctattn.models.lif.draw_parameters`), and every readout event of a cell adds to its unit's ``a`` and
 count (one synapse per cell). A cell reads its unit's drive as a Brian2 linked variable (the
 unit's summed synaptic input, computed once per unit).
 
@@ -82,6 +82,7 @@ from ctattn.circuits.backends.spiking.lif_tables import (
     lif_model,
 )
 from ctattn.circuits.description import Circuit, Population
+from ctattn.models.lif import draw_parameters
 from ctattn.models.lif.simulate import deterministic_noise_order
 from ctattn.models.spiking import ADAPTATION, SITES, adapted_gain_expression
 
@@ -187,20 +188,6 @@ def unit_equations(pop: Population, synaptic_inputs: dict[str, list[str]], adapt
             "over : 1",
         ]
     return "\n".join(lines)
-
-
-def draw_heterogeneity(kind: str, n_units: int, n: int, rng: np.random.Generator) -> dict:
-    """Per-cell heterogeneous parameters of ``n_units`` units of ``n`` cells, each unit's ``n``
-    cells stratified (one draw per 1/n quantile bin, shuffled): every unit holds nearly the
-    parameter set that the calibration averaged over."""
-    model = lif_model(kind)
-    out = {}
-    for name in sorted(model.hetero):
-        lo, hi, offset = model.hetero[name]
-        shift = model.constants[offset] if isinstance(offset, str) else float(offset)
-        u = (rng.permuted(np.tile(np.arange(n), (n_units, 1)), axis=1) + rng.random((n_units, n))) / n
-        out[name] = (lo + (hi - lo) * u + shift).ravel()
-    return out
 
 
 def step_code(pop: Population) -> str:
@@ -318,7 +305,7 @@ class LifDrive:
         rng = rng_for(self.opts["seed"], f"lif_cells/{index}/{kind}")
         params: dict[str, list] = {}
         for p in plan.members:  # every unit's cells stratified on their own
-            for key, val in draw_heterogeneity(kind, p.size, n_of[p.name], rng).items():
+            for key, val in draw_parameters(model, p.size, n_of[p.name], rng).items():
                 params.setdefault(key, []).append(val)
         for key, parts in params.items():
             setattr(cells, key, np.concatenate(parts))
