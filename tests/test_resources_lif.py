@@ -78,9 +78,9 @@ def test_lif_defaults_and_automatic_settling_are_priced():
         "SOM": 25,
         "TRN": 25,
     }
-    # dt 0.5 ms; settle grown from 100 ms for 5 stages of 5 ms synapses + 20 ms cells (170 ms)
-    assert lif.n_steps == 8 * (340 + 400)
-    assert lif.time_s > 2 * poisson.time_s and lif.memory_bytes > poisson.memory_bytes
+    # dt 1 ms; settle grown from 100 ms for 5 stages of 5 ms synapses + 20 ms cells (170 ms)
+    assert lif.n_steps == 8 * (170 + 200)
+    assert lif.time_s > poisson.time_s and lif.memory_bytes > poisson.memory_bytes
     faster = estimate("spiking", dims, options=dict(neuron="lif", target="cython"))
     assert faster.n_cells == lif.n_cells and faster.time_s < lif.time_s
 

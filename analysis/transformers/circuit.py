@@ -18,7 +18,7 @@ features (:mod:`ctattn.circuits.build`), never preprocessing of ``X``:
 
 On the spiking backend, options not given take :data:`SPIKING_MODEL_DEFAULTS` (the settings
 whole glassllm runs are measured with, ``benchmarks/transformers.py``); with ``neuron="lif"``
-they take the backend's own ``LIF_DEFAULTS`` (100 cells per principal unit, 0.5 ms step).
+they take the backend's own ``LIF_DEFAULTS`` (100 cells per principal unit, 1 ms step).
 
 Each call records what the layer's circuit did (:class:`LayerRecord`): its size, the backend's
 facts and the attention map read from its own populations (L5 gain cells over the pool).
