@@ -5,8 +5,8 @@ synaptic summation between populations (all-to-all between the ``n`` cells of tw
 current per unit) and the filtered spike train ``a`` of each unit. With ``lif`` a unit no longer
 draws its spikes: its ``n`` cells are threshold neurons of :mod:`ctattn.models.lif` (own membrane
 potential, leak, threshold, reset, refractory period, own white noise, stratified heterogeneous
-bias drawn from the master seed, :func:`ctattn.models.lif.draw_parameters`), and every readout event of a cell adds to its unit's ``a`` and
-count (one synapse per cell). A cell reads its unit's drive as a Brian2 linked variable (the
+bias drawn from the master seed by :func:`ctattn.models.lif.draw_parameters`), and every
+readout event of a cell adds to its unit's ``a`` and count (one synapse per cell). A cell reads its unit's drive as a Brian2 linked variable (the
 unit's summed synaptic input, computed once per unit).
 
 Cell type per population [choice]:

@@ -38,8 +38,9 @@ NEURON_MODELS = ("poisson", "lif")
 #: faster), 400 per readout unit (32 units; the readout's counting noise dominates), and a
 #: 1 ms step (Nengo's default too): the calibration tables are made at the run's step, so the
 #: coarser Euler step changes the cells' transfer, not its accuracy; measured on the standard
-#: problem at the defaults (``benchmarks/spiking.py --neuron lif --dt-ms 0.5|1``) it ran 2.5x
-#: faster than 0.5 ms with the same error (linear 29.3 vs 29.5%, softmax 17.8 vs 17.3%).
+#: problem at the defaults (``benchmarks/spiking.py --neuron lif --dt-ms 0.5|1``) it ran 2.0-2.4x
+#: faster than 0.5 ms with the same error (linear 29.3 vs 29.5%, softmax 17.8 vs 17.3%; before
+#: the pairing of the pyramid's parameters, :func:`ctattn.models.lif.draw_parameters`).
 LIF_DEFAULTS = dict(neurons_per_unit=100, inhibitory_per_unit=25, readout_per_unit=400, dt_ms=1.0)
 
 #: Systematic error allowed per output (``linear`` variant), as a fraction of ``RMS(Y_ref)``;
