@@ -62,6 +62,39 @@ def test_apical_input_raises_burst_rate_monotonically():
     assert spikes[-1] / spikes[0] < bursts[-1] / bursts[0]
 
 
+def test_burst_rate_is_the_same_early_and_late_in_a_run():
+    # The Ca2+ plateau ends at a float time; ended at t + T_ca exactly, it lasted one step more
+    # or less depending on the rounding of t, which changes with its binary exponent, and the
+    # burst rate at a constant input was ~4% lower in [4, 8) s than in [0, 4) s.
+    run = simulate_grid(
+        MODELS["pyramidal"], {"I_b": [0.6], "I_a": [0.4]}, 8000, 6.0, rng_for(4, "test-stationary"), dt=1e-3
+    )
+    t, _ = run.bursts
+    early = np.sum((t >= 0.0) & (t < 2.0))  # run time 0.1-2.1 s
+    late = np.sum((t >= 4.0) & (t < 6.0))  # run time 4.1-6.1 s
+    assert early > 50_000
+    # Poisson counts: the difference is within 4 standard deviations
+    assert abs(late - early) < 4 * np.sqrt(early + late), (early, late)
+
+
+def test_product_table_from_the_gain_row():
+    # F is the gain row itself (rescaled so that max G = 1); G pools the surface over the basal
+    # axis, so a noisy point moves G only by its share of the pooled sum, and F not at all
+    from ctattn.models.lif.calibration import table_from_rates
+
+    F = np.array([0.0, 1.0, 3.0, 7.0])
+    G = np.array([0.0, 0.2, 0.6, 1.0])
+    axes = (np.arange(4.0), np.arange(4.0))
+    table = table_from_rates("product", "k", axes, np.outer(F, G), gain_row=2 * F)
+    np.testing.assert_allclose(table.G, G, atol=1e-12)
+    np.testing.assert_allclose(table.F, F, atol=1e-12)
+    R = np.outer(F, G)
+    R[1, 2] *= 1.3  # a point of the low row 30% off
+    noisy = table_from_rates("product", "k", axes, R, gain_row=F)
+    np.testing.assert_allclose(noisy.F, F, atol=1e-12)
+    np.testing.assert_allclose(noisy.G[2], G[2] * (1 + 0.3 * F[1] / F.sum()), rtol=1e-12)
+
+
 def test_shunt_lowers_divider_rate_monotonically():
     g = np.array([0.0, 0.5, 1.0, 2.0, 3.0])
     grid = {"I": np.full(g.size, 3.0), "g_sh": g}

@@ -4,8 +4,14 @@ r"""Transfer look-up tables of a ``lif`` cell type, from a calibration run of th
 reduces the measured readout rates ``R`` to monotone look-up tables, by the model's law:
 
 * ``1d``       R(x) = F(x);                         inverse F^{-1}(r)
-* ``product``  R(I_b, I_a) ~ F(I_b) G(I_a)          (rank-1 SVD of the surface, max G = 1);
-               inverse in I_b at a given I_a: F^{-1}(r / G(I_a))
+* ``product``  R(I_b, I_a) ~ F(I_b) G(I_a)          (max G = 1); inverse in I_b at a given
+               I_a: F^{-1}(r / G(I_a)). With a *gain row* (``gain_row_cells``), F is the rate
+               at the grid's top apical input (G = 1), measured with that many cells per point,
+               and G_j = sum_i R_ij / sum_i F_i (the surface pooled over I_b); without, the
+               rank-1 SVD of the surface. At a small basal input a few cells fire most of
+               the events, so a surface point of 100 cells holds a frozen draw error of several
+               percent, which the SVD passes on to F; the gain row has every cell bursting
+               and can afford many cells (one row, not a surface).
 * ``quotient`` R(I, g) ~ F(q), q = I / (1 + g)       (rates averaged per q); inverse F^{-1}(r)
 
 Tables are piecewise linear (``np.interp``) on the calibrated abscissa, made non-decreasing
@@ -117,11 +123,17 @@ class TransferTable:
             )
 
 
-def table_from_rates(law: str, key: str, axes: tuple, R: np.ndarray) -> TransferTable:
-    """Reduce a measured rate surface ``R`` (shape of ``axes``) to the model law's tables."""
+def table_from_rates(law: str, key: str, axes: tuple, R: np.ndarray, gain_row=None) -> TransferTable:
+    """Reduce a measured rate surface ``R`` (shape of ``axes``) to the model law's tables;
+    ``gain_row`` (``product`` only): the rates along ``axes[0]`` at the top apical input."""
     axes = tuple(np.asarray(a, float) for a in axes)
     if law == "1d":
         return TransferTable(law, key, axes[0], _monotone(R), None, None, R, axes)
+    if law == "product" and gain_row is not None:
+        F = np.asarray(gain_row, float)
+        G = R.sum(axis=0) / max(F.sum(), 1e-300)
+        scale = max(np.abs(G).max(), 1e-300)
+        return TransferTable(law, key, axes[0], _monotone(F * scale), axes[1], _monotone(G / scale), R, axes)
     if law == "product":
         U, s, Vt = np.linalg.svd(R)
         F, G = U[:, 0] * s[0], Vt[0]
@@ -149,9 +161,12 @@ def calibrate(
     dt: float = 1e-4,
     target: str = "numpy",
     use_cache: bool = True,
+    gain_row_cells: int | None = None,
 ) -> TransferTable:
     """Calibration run of ``model`` over ``input_grid`` (input name -> 1-D axis; the full
     Cartesian grid is simulated) and its look-up table, from the disk cache when present.
+    ``gain_row_cells`` (``product`` law): also run the gain row (the first input's axis at
+    the second's top value) with that many cells per point, and take F from it.
 
     ``seed`` seeds the calibration run itself (derive it from the master seed with
     ``ctattn.core.seeding.seed_for``); it is part of the cache key.
@@ -170,6 +185,8 @@ def calibrate(
         "law": model.law,
         "target": target,  # Brian2's noise stream differs between code-generation targets
     }
+    if model.law == "product" and gain_row_cells:
+        settings["gain_row_cells"] = int(gain_row_cells)
     key = hashlib.sha256(json.dumps(settings, sort_keys=True).encode("utf-8")).hexdigest()
     path = os.path.join(cache_dir(), f"{model.name}-{key[:32]}.npz")
     shipped = os.path.join(SHIPPED_TABLES, os.path.basename(path))
@@ -186,7 +203,12 @@ def calibrate(
     grid = {k: m.ravel() for k, m in zip(model.inputs, mesh)}
     run = simulate_grid(model, grid, n_per, duration, np.random.default_rng(seed), dt=dt, target=target)
     R = run.rates().reshape(mesh[0].shape)
-    table = table_from_rates(model.law, key, axes, R)
+    gain_row = None
+    if "gain_row_cells" in settings:
+        rng = np.random.default_rng([seed, 1])  # its own stream: the surface is unchanged by it
+        row = {model.inputs[0]: axes[0], model.inputs[1]: np.full(len(axes[0]), axes[1][-1])}
+        gain_row = simulate_grid(model, row, int(gain_row_cells), duration, rng, dt=dt, target=target).rates()
+    table = table_from_rates(model.law, key, axes, R, gain_row)
     if use_cache:
         path = os.path.join(cache_dir(), os.path.basename(path))
         os.makedirs(cache_dir(), exist_ok=True)
