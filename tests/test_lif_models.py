@@ -62,19 +62,33 @@ def test_apical_input_raises_burst_rate_monotonically():
     assert spikes[-1] / spikes[0] < bursts[-1] / bursts[0]
 
 
-def test_burst_rate_is_the_same_early_and_late_in_a_run():
-    # The Ca2+ plateau ends at a float time; ended at t + T_ca exactly, it lasted one step more
-    # or less depending on the rounding of t, which changes with its binary exponent, and the
-    # burst rate at a constant input was ~4% lower in [4, 8) s than in [0, 4) s.
-    run = simulate_grid(
-        MODELS["pyramidal"], {"I_b": [0.6], "I_a": [0.4]}, 8000, 6.0, rng_for(4, "test-stationary"), dt=1e-3
-    )
-    t, _ = run.bursts
-    early = np.sum((t >= 0.0) & (t < 2.0))  # run time 0.1-2.1 s
-    late = np.sum((t >= 4.0) & (t < 6.0))  # run time 4.1-6.1 s
-    assert early > 50_000
-    # Poisson counts: the difference is within 4 standard deviations
-    assert abs(late - early) < 4 * np.sqrt(early + late), (early, late)
+@pytest.mark.parametrize("dt", [1e-3, 0.8e-3])
+def test_every_ca_plateau_lasts_the_same_number_of_steps(dt):
+    # The Ca2+ plateau used to end at a float time t + T_ca; whether a later step's t fell
+    # short of it depended on rounding, which changes with t's binary exponent: at dt 1 ms it
+    # lasted T_ca/dt - 1 updates, or T_ca/dt in 0% of plateaus in [2, 4) s and 26% in [4, 8) s,
+    # and the burst rate drifted along a run. Now it is round(T_ca / dt) updates, always.
+    import brian2 as b2
+
+    model = MODELS["pyramidal"]
+    b2.start_scope()
+    b2.seed(3)
+    cells = model.neuron_group(b2, 20, b2.Clock(dt=dt * b2.second))
+    for key, val in lif.draw_parameters(model, 1, 20, np.random.default_rng(3)).items():
+        setattr(cells, key, val)
+    cells.I_b, cells.I_a, cells.t_ca_end = 2.0, 1.2, -1 * b2.second  # every event bursts
+    cells.run_on_event("burst", "trig = 0")
+    mon = b2.StateMonitor(cells, "plat", record=True)
+    b2.run(8.3 * b2.second, namespace={})
+    lengths = []
+    for row in np.asarray(mon.plat, int):  # per cell, the runs of plateau steps
+        edges = np.diff(np.concatenate([[0], row, [0]]))
+        starts, ends = np.flatnonzero(edges > 0), np.flatnonzero(edges < 0)
+        cut = int(row[-1])  # a plateau still on at the end is cut short: not counted
+        lengths.append((ends - starts)[: len(starts) - cut])
+    lengths = np.concatenate(lengths)
+    assert lengths.size > 2000  # plateaus in every binade of t up to 8 s
+    assert set(lengths.tolist()) == {int(np.floor(model.constants["T_ca"] / dt + 0.5))}
 
 
 def test_product_table_from_the_gain_row():

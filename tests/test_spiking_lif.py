@@ -245,3 +245,28 @@ def test_threads_are_for_the_standalone_target(options, field):
     circuit, T = _small()
     with pytest.raises(InputError, match=field):
         get_backend("spiking").run(circuit, T, neuron="lif", **options)
+
+
+def test_tables_are_ready_before_the_standalone_device(monkeypatch):
+    """A calibration run needs Brian2's runtime device: the tables are read (or calibrated)
+    before the standalone device takes over (calibrating inside it failed: Brian2 cannot read
+    a variable of an unrun standalone network)."""
+    from ctattn.circuits.backends.spiking import running
+
+    calls = []
+    monkeypatch.setattr(
+        running, "calibrated_tables", lambda dt, target: calls.append(("tables", target)) or ({}, 0.0)
+    )
+
+    class Stop(Exception):
+        pass
+
+    def standalone(directory, threads):
+        calls.append(("standalone", threads))
+        raise Stop
+
+    monkeypatch.setattr(running, "_standalone", standalone)
+    circuit, T = _small()
+    with pytest.raises(Stop):
+        get_backend("spiking").run(circuit, T, neuron="lif", target="standalone", threads=2)
+    assert calls == [("tables", "numpy"), ("standalone", 2)]

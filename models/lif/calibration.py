@@ -6,12 +6,13 @@ reduces the measured readout rates ``R`` to monotone look-up tables, by the mode
 * ``1d``       R(x) = F(x);                         inverse F^{-1}(r)
 * ``product``  R(I_b, I_a) ~ F(I_b) G(I_a)          (max G = 1); inverse in I_b at a given
                I_a: F^{-1}(r / G(I_a)). With a *gain row* (``gain_row_cells``), F is the rate
-               at the grid's top apical input (G = 1), measured with that many cells per point,
-               and G_j = sum_i R_ij / sum_i F_i (the surface pooled over I_b); without, the
+               at the grid's top apical input, measured with that many cells per point, and
+               G_j = sum_i R_ij / sum_i F_i (the surface pooled over I_b), both rescaled so
+               that max G = 1 (the product F G is unchanged by it); without, the
                rank-1 SVD of the surface. At a small basal input a few cells fire most of
                the events, so a surface point of 100 cells holds a frozen draw error of several
-               percent, which the SVD passes on to F; the gain row has every cell bursting
-               and can afford many cells (one row, not a surface).
+               percent, which the SVD passes on to F; in the gain row every event is a burst,
+               and it can afford many cells (one row, not a surface).
 * ``quotient`` R(I, g) ~ F(q), q = I / (1 + g)       (rates averaged per q); inverse F^{-1}(r)
 
 Tables are piecewise linear (``np.interp``) on the calibrated abscissa, made non-decreasing
@@ -131,7 +132,9 @@ def table_from_rates(law: str, key: str, axes: tuple, R: np.ndarray, gain_row=No
         return TransferTable(law, key, axes[0], _monotone(R), None, None, R, axes)
     if law == "product" and gain_row is not None:
         F = np.asarray(gain_row, float)
-        G = R.sum(axis=0) / max(F.sum(), 1e-300)
+        if F.shape != axes[0].shape or not np.all(np.isfinite(F)) or F.sum() <= 0:
+            raise ValueError(f"gain_row: expected {axes[0].size} finite rates, not all 0, got {F!r}")
+        G = R.sum(axis=0) / F.sum()
         scale = max(np.abs(G).max(), 1e-300)
         return TransferTable(law, key, axes[0], _monotone(F * scale), axes[1], _monotone(G / scale), R, axes)
     if law == "product":
@@ -187,6 +190,7 @@ def calibrate(
     }
     if model.law == "product" and gain_row_cells:
         settings["gain_row_cells"] = int(gain_row_cells)
+        settings["reduction"] = "F: gain row at the top apical input; G: surface pooled over the basal axis"
     key = hashlib.sha256(json.dumps(settings, sort_keys=True).encode("utf-8")).hexdigest()
     path = os.path.join(cache_dir(), f"{model.name}-{key[:32]}.npz")
     shipped = os.path.join(SHIPPED_TABLES, os.path.basename(path))
@@ -206,7 +210,7 @@ def calibrate(
     gain_row = None
     if "gain_row_cells" in settings:
         rng = np.random.default_rng([seed, 1])  # its own stream: the surface is unchanged by it
-        row = {model.inputs[0]: axes[0], model.inputs[1]: np.full(len(axes[0]), axes[1][-1])}
+        row = {model.inputs[0]: axes[0], model.inputs[1]: np.full(len(axes[0]), axes[1].max())}
         gain_row = simulate_grid(model, row, int(gain_row_cells), duration, rng, dt=dt, target=target).rates()
     table = table_from_rates(model.law, key, axes, R, gain_row)
     if use_cache:

@@ -18,8 +18,9 @@ Larkum, Senn & Luscher 2004, Cereb Cortex 14:1059)::
     tau_a dva/dt = -va - g_sh (va - E_sh) + I_a + sigma_a sqrt(2 tau_a) xi_a   (apical tuft, E_sh = 0)
     plat = [t < t_ca_end]                                                (Ca2+ plateau current)
     at a somatic spike outside a plateau (an *event*): if va + dV_bap > theta_ca the
-    back-propagating spike triggers a Ca2+ spike: t_ca_end = t + T_ca (+ dt / 2, so the
-    plateau covers exactly T_ca / dt steps whatever the rounding of t), one *burst* event.
+    back-propagating spike triggers a Ca2+ spike: t_ca_end = t + T_ca (in whole steps, plus
+    half a step, so the plateau lasts exactly round(T_ca / dt) updates whatever the rounding
+    of t), one *burst* event.
 
 With ``theta_ca - dV_bap`` spread uniformly over the population, P(Ca | event) is the fraction
 of cells whose Ca threshold lies below the tuft potential, linear in ``I_a``; tuft and soma are
@@ -77,14 +78,16 @@ t_ca_end : second
 trig : 1
 """
 # An event (spike outside a plateau) whose bAP lifts the tuft above theta_ca starts a Ca spike.
-# The plateau ends half a step past t + T_ca, so that it covers exactly T_ca / dt updates: with
-# the end at t + T_ca, whether ``t < t_ca_end`` still held T_ca later depended on the rounding
-# of the float time, which changes with its binary exponent. The plateau then lasted one step
-# more or less in [4, 8) s than in [0, 4) s, and the burst rate at a constant input moved by
-# ~4% between those spans (measured: Fano factor 70 of 1 s population counts, 0.94 now).
+# The plateau ends half a step past a whole number of steps, round(T_ca / dt), after the
+# spike, so it carries the plateau current in exactly that many updates. It used to end at
+# t + T_ca, a float whose comparison with the later step's t went either way depending on the
+# rounding of t, which changes with t's binary exponent: at dt 1 ms the plateau lasted T_ca/dt
+# - 1 updates, and T_ca/dt in a share of plateaus that went from 0% in [2, 4) s to 26% in
+# [4, 8) s, so the burst rate at a constant input moved by ~4% between spans of a run
+# (measured: Fano factor 70 of 1 s population counts, 0.5 now).
 _PYR_RESET = """
 trig = int(t >= t_ca_end) * int(va + dV_bap > theta_ca)
-t_ca_end = t_ca_end + trig * (t + T_ca + 0.5 * dt - t_ca_end)
+t_ca_end = t_ca_end + trig * (t + (floor(T_ca / dt + 0.5) + 0.5) * dt - t_ca_end)
 v = 0
 """
 

@@ -41,8 +41,9 @@ def deterministic_noise_order() -> None:
 class PopulationRun:
     """Spike (and burst) events of a grid run: ``spikes = (t_s, i)``, ``bursts`` or None."""
 
-    def __init__(self, model, grid, n_per, duration, spikes, bursts, parameters):
+    def __init__(self, model, grid, n_per, duration, spikes, bursts, parameters, dt=None):
         self.model = model
+        self.dt = dt  # the integration step (s), for binning by whole steps
         self.grid = grid  # dict input -> (n_grid,) values
         self.n_per = n_per
         self.n_grid = len(next(iter(grid.values())))
@@ -133,14 +134,21 @@ def simulate_grid(
         bursts = events_of(burst_mon) if burst_mon is not None else None
     finally:
         b2.prefs.codegen.target = saved_target
-    return PopulationRun(model, values, n_per, duration, spikes, bursts, params)
+    return PopulationRun(model, values, n_per, duration, spikes, bursts, params, dt=dt)
 
 
-def bin_counts(events, n_cells: int, n_per: int, duration: float, bin_s: float) -> np.ndarray:
-    """Population spike counts ``[grid point, bin]`` in bins of ``bin_s`` seconds."""
+def bin_counts(
+    events, n_cells: int, n_per: int, duration: float, bin_s: float, dt: float | None = None
+) -> np.ndarray:
+    """Population spike counts ``[grid point, bin]`` in bins of ``bin_s`` seconds; with ``dt``
+    (the step), by whole steps (``t / bin_s`` on float times gave 5 ms bins of 4-6 steps at
+    dt 1 ms, so peak rates up to 20% high)."""
     t, i = events
     nb = int(round(duration / bin_s))
-    b = np.minimum((t / bin_s).astype(int), nb - 1)
+    if dt is None:
+        b = np.minimum((t / bin_s).astype(int), nb - 1)
+    else:
+        b = np.minimum(np.rint(np.asarray(t) / dt).astype(int) // max(int(round(bin_s / dt)), 1), nb - 1)
     c = np.zeros((n_cells // n_per, nb))
     np.add.at(c, (i // n_per, b), 1)
     return c
@@ -148,5 +156,5 @@ def bin_counts(events, n_cells: int, n_per: int, duration: float, bin_s: float) 
 
 def peak_bin_rate_hz(run: PopulationRun, bin_s: float = 5e-3) -> float:
     """Highest population rate per cell (Hz) in any ``bin_s`` bin, over all grid points (all spikes)."""
-    c = bin_counts(run.spikes, run.n_per * run.n_grid, run.n_per, run.duration, bin_s)
+    c = bin_counts(run.spikes, run.n_per * run.n_grid, run.n_per, run.duration, bin_s, run.dt)
     return float(c.max() / (run.n_per * bin_s)) if c.size else 0.0

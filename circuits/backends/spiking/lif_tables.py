@@ -57,7 +57,7 @@ GRIDS = {
     },
 }
 #: Input at the top of each type's operating range (pyramid: the basal input; the apical top is
-#: the grid's end, where G = 1): relay ~115 Hz, interneuron ~250 Hz, pyramid bursts ~45 Hz.
+#: the grid's end, where G = 1): relay ~115 Hz, interneuron ~250 Hz, pyramid bursts ~50 Hz.
 TOP_INPUT = {"relay": 3.6, "interneuron": 4.0, "pyramidal": 1.9}
 #: Calibration run: duration (s) and seed; the seed is fixed (a property of the neuron model,
 #: not of a run), so one cached table serves every run at a given dt.
@@ -65,7 +65,7 @@ CALIBRATION = dict(duration=2.0, seed=20260)
 #: Cells per grid point of each cell type's calibration. The point cells' 1-D tables count
 #: 2,000: the readout and the TRN copies run at 0.1-3 Hz (loose a-priori ranges), where 100
 #: cells x 2 s counted 20-600 spikes and left each table point 4-22% off, an error every run at
-#: that rate repeats (a bias, not noise). The pyramid's apical gain G pools its 51 x 45-point
+#: that rate repeats (a bias, not noise). The pyramid's apical gain G pools its 51 x 44-point
 #: surface over the basal axis.
 CELLS_PER_POINT = {"relay": 2000, "interneuron": 2000, "pyramidal": 100}
 #: Cells per point of the pyramid's *gain row* (its basal axis at full apical gain), from which
@@ -73,8 +73,8 @@ CELLS_PER_POINT = {"relay": 2000, "interneuron": 2000, "pyramidal": 100}
 #: sit at a small basal input (loose a-priori bounds: ``u_b`` 0.05-0.3), where a few cells
 #: fire most events: the rank-1 fit of the 100-cell surface put F up to 3.5% high at
 #: ``I_b`` 0.10-0.15 (``u_b`` ~0.03-0.04), a bias of every run there. 8,000 cells x 2 s count
-#: >= 6,000 events per point from ``u_b = 0.03`` up; the gain rows of the numpy and Cython
-#: calibrations (independent noise) agree within 1.4%.
+#: ~24,000 events per point at ``u_b = 0.03`` (F ~1.5 Hz) and more above; the gain rows of the
+#: numpy and Cython calibrations (independent noise) agree within 1.4%.
 GAIN_ROW_CELLS = 8000
 #: Standard deviation of the pyramids' tuft potential noise [choice] (0.05 in the standalone
 #: model): it smooths P(Ca | I_a) near 0, where the circuit's apical values mostly sit (the
