@@ -31,10 +31,11 @@ ACCEPTANCE = {k: v for k, v in LIF_DEFAULTS.items() if k.endswith("_per_unit")}
 #: Error model of the acceptance run (written after the first runs had measured 26-28 % on this
 #: seed, so it is a sanity gate against wiring, sign or calibration errors with a ~1.3x margin,
 #: not the issue's 5 % target, which ``benchmarks/spiking.py`` measures at 500k neurons): the
-#: readout's Poisson counting noise ``bound`` (reported by the run from its own counts, no reference), the same again from
-#: the L5 / TRN stage upstream (bursts of 100 cells at a few Hz count about as few events per
-#: value as the readout's 400 cells at ~1 Hz), and a systematic allowance of 10% (onset and
-#: relu rectification, ~5% per product stage measured on single stages), with a 1.4x margin:
+#: readout's Poisson counting noise ``bound`` (reported by the run from its own counts, no
+#: reference), the same again from the L5 / TRN stage upstream (bursts of 100 cells at a few Hz
+#: count about as few events per value as the readout's 400 cells at ~1 Hz), and a systematic
+#: allowance of 10% (onset and relu rectification, ~5% per product stage measured on single
+#: stages), with a 1.4x margin:
 #: ``error <= 1.4 sqrt(2 bound^2 + 0.1^2)``. A wiring, sign or calibration error gives >= 100%.
 BIAS_ALLOWANCE = 0.10
 MARGIN = 1.4

@@ -41,7 +41,7 @@ def deterministic_noise_order() -> None:
 class PopulationRun:
     """Spike (and burst) events of a grid run: ``spikes = (t_s, i)``, ``bursts`` or None."""
 
-    def __init__(self, model, grid, n_per, duration, spikes, bursts, parameters, dt=None):
+    def __init__(self, model, grid, n_per, duration, spikes, bursts, parameters, dt):
         self.model = model
         self.dt = dt  # the integration step (s), for binning by whole steps
         self.grid = grid  # dict input -> (n_grid,) values
@@ -137,18 +137,13 @@ def simulate_grid(
     return PopulationRun(model, values, n_per, duration, spikes, bursts, params, dt=dt)
 
 
-def bin_counts(
-    events, n_cells: int, n_per: int, duration: float, bin_s: float, dt: float | None = None
-) -> np.ndarray:
-    """Population spike counts ``[grid point, bin]`` in bins of ``bin_s`` seconds; with ``dt``
-    (the step), by whole steps (``t / bin_s`` on float times gave 5 ms bins of 4-6 steps at
-    dt 1 ms, so peak rates up to 20% high)."""
+def bin_counts(events, n_cells: int, n_per: int, duration: float, bin_s: float, dt: float) -> np.ndarray:
+    """Population spike counts ``[grid point, bin]`` in bins of ``bin_s`` seconds, made of whole
+    steps ``dt`` (``t / bin_s`` on float times gave 5 ms bins of 4-6 steps at dt 1 ms, so peak
+    rates up to 20% high)."""
     t, i = events
     nb = int(round(duration / bin_s))
-    if dt is None:
-        b = np.minimum((t / bin_s).astype(int), nb - 1)
-    else:
-        b = np.minimum(np.rint(np.asarray(t) / dt).astype(int) // max(int(round(bin_s / dt)), 1), nb - 1)
+    b = np.minimum(np.rint(np.asarray(t) / dt).astype(int) // max(int(round(bin_s / dt)), 1), nb - 1)
     c = np.zeros((n_cells // n_per, nb))
     np.add.at(c, (i // n_per, b), 1)
     return c

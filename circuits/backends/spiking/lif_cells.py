@@ -6,8 +6,9 @@ current per unit) and the filtered spike train ``a`` of each unit. With ``lif`` 
 draws its spikes: its ``n`` cells are threshold neurons of :mod:`ctattn.models.lif` (own membrane
 potential, leak, threshold, reset, refractory period, own white noise, stratified heterogeneous
 bias drawn from the master seed by :func:`ctattn.models.lif.draw_parameters`), and every
-readout event of a cell adds to its unit's ``a`` and count (one synapse per cell). A cell reads its unit's drive as a Brian2 linked variable (the
-unit's summed synaptic input, computed once per unit).
+readout event of a cell adds to its unit's ``a`` and count (one synapse per cell). A cell reads
+its unit's drive as a Brian2 linked variable (the unit's summed synaptic input, computed once
+per unit).
 
 Cell type per population [choice]:
 
@@ -76,7 +77,6 @@ from ctattn.circuits.backends.spiking.lif_tables import (
     TOP_INPUT,
     TUFT_SHUNT,
     adapted_populations,
-    calibrated_tables,
     compartment_bounds,
     inverse_lut,
     lif_model,
@@ -201,12 +201,12 @@ def step_code(pop: Population) -> str:
 class LifDrive:
     """The ``lif`` cells of one run: drive tables, per-unit constants, cells and their monitors."""
 
-    def __init__(self, circuit: Circuit, tokens: Tokens, dt: float, opts: dict):
-        check_supported(circuit)
+    def __init__(self, circuit: Circuit, tokens: Tokens, tables: tuple[dict, float], opts: dict):
+        """``tables``: :func:`.lif_tables.calibrated_tables` at the run's step and target (the
+        tables per cell type, and the seconds the calibration took); ``circuit`` has passed
+        :func:`check_supported`."""
         self.circuit, self.opts = circuit, opts
-        self.tables, self.calibration_s = calibrated_tables(
-            dt, "cython" if opts["target"] == "cython" else "numpy"
-        )
+        self.tables, self.calibration_s = tables
         n = opts["neurons_per_unit"]
         n_inh = opts["inhibitory_per_unit"] or n
         n_out = opts["readout_per_unit"] or n

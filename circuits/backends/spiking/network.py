@@ -75,7 +75,7 @@ class _Simulation:
     (each unit stands for its ``n`` cells, whose spikes are drawn as one count per step), the
     synapses between units, and the count, intensity, event and trace monitors."""
 
-    def __init__(self, circuit: Circuit, tokens: Tokens, timing: SpikingTiming, opts: dict):
+    def __init__(self, circuit: Circuit, tokens: Tokens, timing: SpikingTiming, opts: dict, lif_tables=None):
         self.circuit, self.tokens, self.timing, self.opts = circuit, tokens, timing, opts
         self.n = opts["neurons_per_unit"]
         self.n_of = {p.name: self.n for p in circuit.populations}
@@ -84,7 +84,7 @@ class _Simulation:
         }
         self.lif = None
         if opts["neuron"] == "lif":  # cells, drive tables and ranges: lif_cells
-            self.lif = lif_cells.LifDrive(circuit, tokens, timing.dt, opts)
+            self.lif = lif_cells.LifDrive(circuit, tokens, lif_tables, opts)
             self.n_of, self.ranges, self.rho = self.lif.n_of, self.lif.ranges(), self.lif.rho()
             self.groups: list[GroupPlan] = plan_groups(circuit, key=self.lif.group_key)
             self.adapted = self.lif.adapted

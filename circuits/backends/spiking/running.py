@@ -16,7 +16,7 @@ import numpy as np
 from ctattn.circuits.backends.brian2_support import brian2_target
 from ctattn.circuits.backends.result import SimulationResult
 from ctattn.circuits.backends.spiking.decoding import _decode, _readout_standard_errors, _shot_noise_bound
-from ctattn.circuits.backends.spiking.lif_cells import CELL_DELAY_MS
+from ctattn.circuits.backends.spiking.lif_cells import CELL_DELAY_MS, check_supported
 from ctattn.circuits.backends.spiking.lif_tables import calibrated_tables
 from ctattn.circuits.backends.spiking.network import SPIKE_CELLS, _Simulation, _standalone
 from ctattn.circuits.backends.spiking.noise import propagated_standard_errors
@@ -57,11 +57,12 @@ def run(circuit: Circuit, tokens: Tokens, **options) -> SimulationResult:
     timing = SpikingTiming.from_ms(opts)
     start = time.perf_counter()
     target = opts["target"]
-    calibration_s = 0.0
+    lif_tables = None
     if opts["neuron"] == "lif":
+        check_supported(circuit)  # before a calibration run that would be wasted
         # the tables first (read, or calibrated and cached): a calibration run needs Brian2's
         # runtime device, which the standalone device below replaces
-        _, calibration_s = calibrated_tables(timing.dt, "cython" if target == "cython" else "numpy")
+        lif_tables = calibrated_tables(timing.dt, "cython" if target == "cython" else "numpy")
     if target == "standalone":
         context = _standalone(opts["standalone_dir"], opts["threads"])
     else:
@@ -72,9 +73,7 @@ def run(circuit: Circuit, tokens: Tokens, **options) -> SimulationResult:
     if opts["progress"]:
         report = "stderr" if target == "standalone" else _Progress(ticker=True)  # ticks while building
     with context as standalone_build, report if isinstance(report, Progress) else nullcontext():
-        sim = _Simulation(circuit, tokens, timing, opts)
-        if sim.lif is not None:
-            sim.lif.calibration_s += calibration_s  # its own call read the cache
+        sim = _Simulation(circuit, tokens, timing, opts, lif_tables)
         sim.build_network()
         compile_s, run_s = sim.execute(standalone_build, report)
         counts, intensities, traces, spikes = sim.collect()
